@@ -1,0 +1,24 @@
+package telemetry
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// AddEvent adds the named event to the span in ctx, only when that span is
+// recording; otherwise it does nothing and costs one interface call. Policies
+// call it on rare paths only (rejections, transitions, timeouts, fallbacks).
+func AddEvent(ctx context.Context, name string, attrs ...attribute.KeyValue) {
+	span := trace.SpanFromContext(ctx)
+	if !span.IsRecording() {
+		return
+	}
+	span.AddEvent(name, trace.WithAttributes(attrs...))
+}
+
+// ErrorTypeAttr returns the error.type attribute for err (see ErrorType).
+func ErrorTypeAttr(err error) attribute.KeyValue {
+	return KeyErrorType.String(ErrorType(err))
+}
