@@ -2,6 +2,7 @@ package breaker
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,8 +39,8 @@ type Breaker struct {
 	// changed in place, at each transition; the closed fast path is one
 	// load of it.
 	current atomic.Pointer[period]
-	_       [cacheLine - 8]byte
-
+	// counts are striped across cache lines of their own, allocated
+	// apart, so nothing here is written on the hot path.
 	counts outcomeCounts
 
 	// mu serialises transitions and the queue of changes for listeners.
@@ -51,6 +52,7 @@ type Breaker struct {
 	name             string
 	failureThreshold int64
 	openTimeout      time.Duration
+	retryAfterLimit  time.Duration
 	now              func() time.Time
 	realClock        bool
 	isFailure        func(error) bool
@@ -96,9 +98,9 @@ type StateChange struct {
 //
 // Invalid settings are programming errors: New panics with a message naming
 // the setting (an empty name, WithFailureThreshold below 1, WithOpenTimeout
-// not positive, a nil clock, predicate, listener or provider). It registers
-// the breaker's observable instruments with the meter provider, so its state
-// is reported from construction on.
+// or WithRetryAfter not positive, a nil clock, predicate, listener or
+// provider). It registers the breaker's observable instruments with the
+// meter provider, so its state is reported from construction on.
 func New(name string, opts ...Option) *Breaker {
 	cfg := config{
 		failureThreshold: DefaultFailureThreshold,
@@ -122,10 +124,12 @@ func New(name string, opts ...Option) *Breaker {
 		name:             name,
 		failureThreshold: int64(cfg.failureThreshold),
 		openTimeout:      cfg.openTimeout,
+		retryAfterLimit:  cfg.retryAfterLimit,
 		now:              cfg.now,
 		realClock:        !cfg.clockSet,
 		isFailure:        cfg.isFailure,
 		listeners:        cfg.listeners,
+		counts:           newOutcomeCounts(),
 	}
 	b.current.Store(&period{state: Closed})
 	b.tel = newInstruments(b, cfg.tracerProvider, cfg.meterProvider)
@@ -146,6 +150,17 @@ func (b *Breaker) State() State {
 			return next.state
 		}
 		return b.current.Load().state
+	}
+	return p.state
+}
+
+// peekState is State without the side effect: it reports HalfOpen once the
+// open timeout has passed but makes no transition. The metrics callback uses
+// it, so that collection never runs listeners or starts spans.
+func (b *Breaker) peekState() State {
+	p := b.current.Load()
+	if p.state == Open && !p.forced && !b.now().Before(p.until) {
+		return HalfOpen
 	}
 	return p.state
 }
@@ -175,21 +190,24 @@ func execute[T any](b *Breaker, ctx context.Context, fn func(context.Context) (T
 	returned := false
 	defer func() {
 		if !returned {
-			// fn panicked (or called runtime.Goexit): a failure. The
-			// panic goes on unchanged once this returns.
-			b.record(ctx, p, outcomeFailure)
+			// fn or the WithIsFailure predicate panicked (or called
+			// runtime.Goexit): a failure, so that no probe slot stays
+			// taken. The panic goes on unchanged once this returns.
+			b.record(ctx, p, outcomeFailure, nil)
 		}
 	}()
 	v, err := fn(ctx)
-	returned = true
 	if err == nil && p.state == Closed {
+		returned = true
 		b.counts.add(outcomeSuccess)
 		if p.failures.Load() != 0 {
 			p.failures.Store(0)
 		}
 		return v, nil
 	}
-	b.record(ctx, p, b.classify(ctx, err))
+	o := b.classify(ctx, err)
+	returned = true
+	b.record(ctx, p, o, err)
 	return v, err
 }
 
@@ -202,7 +220,14 @@ func (b *Breaker) admit(ctx context.Context, p *period) (*period, error) {
 			return p, nil
 		case HalfOpen:
 			if p.probe.CompareAndSwap(false, true) {
-				return p, nil
+				if b.current.Load() == p {
+					return p, nil
+				}
+				// An operator moved the breaker on meanwhile: decide
+				// again against the new period.
+				p.probe.Store(false)
+				p = b.current.Load()
+				continue
 			}
 		case Open:
 			// With the real clock a timer makes the half-open
@@ -233,8 +258,9 @@ func (b *Breaker) classify(ctx context.Context, err error) outcome {
 	return outcomeFailure
 }
 
-// record applies the outcome of a call that ran in period p.
-func (b *Breaker) record(ctx context.Context, p *period, o outcome) {
+// record applies the outcome of a call that ran in period p; err is the
+// call's error, nil after a panic.
+func (b *Breaker) record(ctx context.Context, p *period, o outcome, err error) {
 	b.counts.add(o)
 	switch p.state {
 	case Closed:
@@ -245,7 +271,7 @@ func (b *Breaker) record(ctx context.Context, p *period, o outcome) {
 			}
 		case outcomeFailure:
 			if n := p.failures.Add(1); n >= b.failureThreshold {
-				b.transition(ctx, p, Open, transitionCause{failures: n})
+				b.transition(ctx, p, Open, transitionCause{failures: n, openFor: b.openFor(err)})
 			}
 		}
 	case HalfOpen:
@@ -253,7 +279,7 @@ func (b *Breaker) record(ctx context.Context, p *period, o outcome) {
 		case outcomeSuccess:
 			b.transition(ctx, p, Closed, transitionCause{})
 		case outcomeFailure:
-			b.transition(ctx, p, Open, transitionCause{failures: 1})
+			b.transition(ctx, p, Open, transitionCause{failures: 1, openFor: b.openFor(err)})
 		case outcomeIgnored:
 			p.probe.Store(false)
 		}
@@ -265,6 +291,32 @@ type transitionCause struct {
 	failures  int64 // the consecutive failures that opened the breaker
 	forced    bool  // ForceOpen or Reset
 	takeProbe bool  // the caller making Open -> HalfOpen is its probe
+	// openFor is how long a transition to Open stays open when the
+	// failure asked for longer than the open timeout (WithRetryAfter).
+	openFor time.Duration
+}
+
+// retryAfterHint is implemented by errors that say how long to wait before
+// trying again: leveehttp's response errors, a downstream breaker's
+// OpenError.
+type retryAfterHint interface{ RetryAfter() time.Duration }
+
+// openFor returns how long the failure err keeps the breaker open: its
+// RetryAfter hint when WithRetryAfter is set and the hint is longer than the
+// open timeout, capped at the limit; 0 (the open timeout) otherwise.
+func (b *Breaker) openFor(err error) time.Duration {
+	if b.retryAfterLimit <= 0 || err == nil {
+		return 0
+	}
+	var hint retryAfterHint
+	if !errors.As(err, &hint) {
+		return 0
+	}
+	d := min(hint.RetryAfter(), b.retryAfterLimit)
+	if d <= b.openTimeout {
+		return 0
+	}
+	return d
 }
 
 // transition moves the breaker from period from to a new period in state to,
@@ -282,10 +334,14 @@ func (b *Breaker) transition(ctx context.Context, from *period, to State, cause 
 	case Open:
 		next.openErr = &OpenError{Name: b.name, State: Open, forced: next.forced, openTimeout: b.openTimeout, now: b.now}
 		if !next.forced {
-			next.until = now.Add(b.openTimeout)
+			openFor := b.openTimeout
+			if cause.openFor > 0 {
+				openFor = cause.openFor
+			}
+			next.until = now.Add(openFor)
 			next.openErr.Until = next.until
 			if b.realClock {
-				next.timer = time.AfterFunc(b.openTimeout, func() { b.expire(next) })
+				next.timer = time.AfterFunc(openFor, func() { b.expire(next) })
 			}
 		}
 	case HalfOpen:
@@ -328,17 +384,37 @@ func (b *Breaker) expire(p *period) {
 // holding the lock while they run. Only one goroutine delivers at a time;
 // changes queued meanwhile are delivered by it before it returns.
 func (b *Breaker) deliverChanges() {
+	var batch []StateChange
+	current := 0 // the change being delivered
+	delivered := false
+	defer func() {
+		if delivered {
+			return
+		}
+		// A listener called runtime.Goexit (t.FailNow, say): this
+		// goroutine is ending. Hand the changes not yet delivered back
+		// to the queue, so that the next transition delivers them,
+		// rather than leaving the breaker marked as delivering forever.
+		b.mu.Lock()
+		if current+1 < len(batch) {
+			b.pending = append(batch[current+1:len(batch):len(batch)], b.pending...)
+		}
+		b.delivering = false
+		b.mu.Unlock()
+	}()
 	for {
 		b.mu.Lock()
-		batch := b.pending
+		batch = b.pending
 		b.pending = nil
 		if len(batch) == 0 {
 			b.delivering = false
 			b.mu.Unlock()
+			delivered = true
 			return
 		}
 		b.mu.Unlock()
-		for _, change := range batch {
+		for i, change := range batch {
+			current = i
 			for _, listener := range b.listeners {
 				b.notify(listener, change)
 			}
@@ -380,7 +456,18 @@ func (b *Breaker) Reset(ctx context.Context) {
 	for {
 		p := b.current.Load()
 		if p.state == Closed {
-			p.failures.Store(0)
+			b.mu.Lock()
+			if b.current.Load() != p {
+				b.mu.Unlock()
+				continue
+			}
+			// A count at the threshold means a failure's transition to
+			// Open is waiting for the lock: a fresh period makes it find
+			// its period gone instead of opening the breaker just reset.
+			if p.failures.Swap(0) >= b.failureThreshold {
+				b.current.Store(&period{state: Closed})
+			}
+			b.mu.Unlock()
 			return
 		}
 		if b.transition(ctx, p, Closed, transitionCause{forced: true}) != nil {

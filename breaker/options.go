@@ -24,6 +24,7 @@ type Option func(*config)
 type config struct {
 	failureThreshold int
 	openTimeout      time.Duration
+	retryAfterLimit  time.Duration
 	now              func() time.Time
 	clockSet         bool
 	isFailure        func(error) bool
@@ -57,6 +58,27 @@ func WithOpenTimeout(d time.Duration) Option {
 			c.refuse("WithOpenTimeout: must be positive, got %v", d)
 		}
 		c.openTimeout = d
+	}
+}
+
+// WithRetryAfter lets the failure that opens the breaker ask for a longer
+// open period, as a server does with an HTTP Retry-After header. When the
+// error of that failure (the one that reaches the threshold, or a failed
+// probe) has, in its tree, an error with a RetryAfter() time.Duration method
+// (leveehttp's ResponseError for a 429 or 503 with Retry-After, a downstream
+// breaker's OpenError), the breaker stays open for that long instead of the
+// open timeout, but never for less than the open timeout and never for more
+// than limit, so a server can neither make the breaker probe sooner nor hold
+// it open indefinitely.
+//
+// Default: off, every open period lasts the open timeout. limit must be
+// positive; New panics otherwise.
+func WithRetryAfter(limit time.Duration) Option {
+	return func(c *config) {
+		if limit <= 0 {
+			c.refuse("WithRetryAfter: limit must be positive, got %v", limit)
+		}
+		c.retryAfterLimit = limit
 	}
 }
 

@@ -3,7 +3,12 @@ package breaker
 import (
 	"context"
 	"fmt"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"weak"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
@@ -11,96 +16,187 @@ import (
 	"github.com/levee-go/levee/telemetry"
 )
 
-// instruments is a breaker's telemetry. Everything a report needs that can be
-// computed ahead (attribute sets, option slices) is computed at construction,
-// so the rare paths that report allocate little and the hot path touches none
-// of it.
+// instruments is one breaker's telemetry: only what its rare paths need.
+// The metric instruments, and the one callback that observes every breaker
+// at collection time, belong to the breaker's MeterProvider and are shared by
+// all its breakers (see meterInstruments), so a breaker costs its provider a
+// slot in a list, not instruments and a callback of its own.
 type instruments struct {
-	name        string
-	tracer      trace.Tracer
-	transitions metric.Int64Counter
+	name   string
+	tracer trace.Tracer
+	meter  *meterInstruments
 
-	stateGauge metric.Int64ObservableUpDownCounter
-	calls      metric.Int64ObservableCounter
-
-	stateOpts    [len(allStates)][]metric.ObserveOption
-	outcomeOpts  [numOutcomes][]metric.ObserveOption
-	transitOpts  [len(allStates)][len(allStates)][]metric.AddOption
-	rejectedAttr [len(allStates)][]attribute.KeyValue
-	nameAttr     attribute.KeyValue
+	// rejectedOpts are the options of the levee.circuit_breaker.rejected
+	// event, by state, built the first time a recording span sees a
+	// rejection: most breakers never need them.
+	rejectedOpts atomic.Pointer[[len(allStates)][]trace.EventOption]
 }
 
 func newInstruments(b *Breaker, tp trace.TracerProvider, mp metric.MeterProvider) *instruments {
-	nameAttr := telemetry.KeyPolicyName.String(b.name)
-	tel := &instruments{
-		name:     b.name,
-		tracer:   telemetry.Tracer(tp),
-		nameAttr: nameAttr,
-	}
-	for _, s := range allStates {
-		set := attribute.NewSet(nameAttr, telemetry.KeyBreakerState.String(s.telemetryValue()))
-		tel.stateOpts[s] = []metric.ObserveOption{metric.WithAttributeSet(set)}
-		tel.rejectedAttr[s] = []attribute.KeyValue{
-			nameAttr,
-			telemetry.KeyBreakerState.String(s.telemetryValue()),
-			telemetry.KeyErrorType.String(telemetry.ErrorTypeCircuitOpen),
-		}
-		for _, to := range allStates {
-			set := attribute.NewSet(nameAttr,
-				telemetry.KeyBreakerFrom.String(s.telemetryValue()),
-				telemetry.KeyBreakerTo.String(to.telemetryValue()))
-			tel.transitOpts[s][to] = []metric.AddOption{metric.WithAttributeSet(set)}
-		}
-	}
-	outcomeNames := [numOutcomes]string{
-		outcomeSuccess:  telemetry.OutcomeSuccess,
-		outcomeFailure:  telemetry.OutcomeFailure,
-		outcomeRejected: telemetry.OutcomeRejected,
-		outcomeIgnored:  telemetry.OutcomeIgnored,
-	}
-	for o, value := range outcomeNames {
-		set := attribute.NewSet(nameAttr, telemetry.KeyOutcome.String(value))
-		tel.outcomeOpts[o] = []metric.ObserveOption{metric.WithAttributeSet(set)}
-	}
+	mi := meterInstrumentsFor(mp)
+	mi.register(b)
+	return &instruments{name: b.name, tracer: telemetry.Tracer(tp), meter: mi}
+}
 
+// meterInstruments are the breaker instruments of one MeterProvider, and the
+// breakers that report to it. One callback, registered when the first
+// breaker is, observes them all. The provider keeps that callback, and so
+// its breakers, for as long as it lives, as it kept each breaker's own
+// callback before; nothing else holds them.
+type meterInstruments struct {
+	transitions metric.Int64Counter
+	stateGauge  metric.Int64ObservableUpDownCounter
+	calls       metric.Int64ObservableCounter
+
+	mu       sync.Mutex
+	breakers []*Breaker // append-only: a collection reads a snapshot
+}
+
+func newMeterInstruments(mp metric.MeterProvider) *meterInstruments {
 	meter := telemetry.Meter(mp)
+	mi := &meterInstruments{}
 	var err error
-	tel.transitions, err = meter.Int64Counter(telemetry.MetricBreakerTransitions,
+	mi.transitions, err = meter.Int64Counter(telemetry.MetricBreakerTransitions,
 		metric.WithUnit(telemetry.UnitTransition),
 		metric.WithDescription("State changes of circuit breakers."))
 	telemetry.Handle(err)
-	tel.stateGauge, err = meter.Int64ObservableUpDownCounter(telemetry.MetricBreakerState,
+	mi.stateGauge, err = meter.Int64ObservableUpDownCounter(telemetry.MetricBreakerState,
 		metric.WithUnit(telemetry.UnitState),
 		metric.WithDescription("Circuit breaker state: 1 for the current state, 0 for the others."))
 	telemetry.Handle(err)
-	tel.calls, err = meter.Int64ObservableCounter(telemetry.MetricBreakerCalls,
+	mi.calls, err = meter.Int64ObservableCounter(telemetry.MetricBreakerCalls,
 		metric.WithUnit(telemetry.UnitCall),
 		metric.WithDescription("Calls seen by circuit breakers, by outcome."))
 	telemetry.Handle(err)
-	if tel.stateGauge != nil && tel.calls != nil {
-		_, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-			current := b.State()
-			for _, s := range allStates {
-				var v int64
-				if s == current {
-					v = 1
-				}
-				o.ObserveInt64(tel.stateGauge, v, tel.stateOpts[s]...)
-			}
-			for out := range numOutcomes {
-				o.ObserveInt64(tel.calls, b.counts.load(out), tel.outcomeOpts[out]...)
-			}
-			return nil
-		}, tel.stateGauge, tel.calls)
+	if mi.stateGauge != nil && mi.calls != nil {
+		_, err = meter.RegisterCallback(mi.observe, mi.stateGauge, mi.calls)
 		telemetry.Handle(err)
 	}
-	return tel
+	return mi
+}
+
+func (mi *meterInstruments) register(b *Breaker) {
+	mi.mu.Lock()
+	mi.breakers = append(mi.breakers, b)
+	mi.mu.Unlock()
+}
+
+// outcomeValues are the levee.outcome values, by outcome.
+var outcomeValues = [numOutcomes]string{
+	outcomeSuccess:  telemetry.OutcomeSuccess,
+	outcomeFailure:  telemetry.OutcomeFailure,
+	outcomeRejected: telemetry.OutcomeRejected,
+	outcomeIgnored:  telemetry.OutcomeIgnored,
+}
+
+// observe reports, for every breaker of the provider, its state (1 for the
+// current one, 0 for the others) and its calls by outcome. The attribute
+// sets are built here, at collection, rather than kept by each breaker: 7
+// sets would cost a breaker more than everything else it holds.
+func (mi *meterInstruments) observe(_ context.Context, o metric.Observer) error {
+	mi.mu.Lock()
+	breakers := mi.breakers
+	mi.mu.Unlock()
+	// One option slice serves every observation: the observer reads it
+	// and keeps only the attribute set.
+	opts := make([]metric.ObserveOption, 1)
+	for _, b := range breakers {
+		name := telemetry.KeyPolicyName.String(b.name)
+		current := b.peekState()
+		for _, s := range allStates {
+			var v int64
+			if s == current {
+				v = 1
+			}
+			opts[0] = metric.WithAttributeSet(attribute.NewSet(name, telemetry.KeyBreakerState.String(s.telemetryValue())))
+			o.ObserveInt64(mi.stateGauge, v, opts...)
+		}
+		for out, value := range outcomeValues {
+			opts[0] = metric.WithAttributeSet(attribute.NewSet(name, telemetry.KeyOutcome.String(value)))
+			o.ObserveInt64(mi.calls, b.counts.load(outcome(out)), opts...)
+		}
+	}
+	return nil
+}
+
+// meterCache finds the meterInstruments of a MeterProvider. It holds both
+// the provider and its instruments weakly: an entry keeps neither alive.
+var meterCache struct {
+	mu      sync.Mutex
+	entries map[meterKey]weak.Pointer[meterInstruments]
+	sweepAt int
+}
+
+// meterKey identifies a MeterProvider without keeping it alive. For a
+// pointer it holds a weak pointer: two are equal when made from the same
+// pointer, even after the object is gone (a new object at the same address
+// gets a new one). A zero value that is not a pointer (noop.MeterProvider{})
+// holds nothing and is identified by its type alone.
+type meterKey struct {
+	typ reflect.Type
+	ptr weak.Pointer[byte]
+}
+
+// meterInstrumentsFor returns the instruments of mp (the global provider when
+// nil), creating them for its first breaker. A provider that is neither a
+// pointer nor a zero value cannot be told apart from its copies: each of its
+// breakers gets instruments of its own.
+func meterInstrumentsFor(mp metric.MeterProvider) *meterInstruments {
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	v := reflect.ValueOf(mp)
+	key := meterKey{typ: v.Type()}
+	switch {
+	case v.Kind() == reflect.Pointer && !v.IsNil():
+		key.ptr = weak.Make((*byte)(v.UnsafePointer()))
+	case !v.IsZero():
+		return newMeterInstruments(mp)
+	}
+
+	meterCache.mu.Lock()
+	defer meterCache.mu.Unlock()
+	if mi := meterCache.entries[key].Value(); mi != nil {
+		return mi
+	}
+	mi := newMeterInstruments(mp)
+	if meterCache.entries == nil {
+		meterCache.entries = make(map[meterKey]weak.Pointer[meterInstruments])
+	}
+	meterCache.entries[key] = weak.Make(mi)
+	if len(meterCache.entries) >= meterCache.sweepAt {
+		// Drop the entries whose instruments are gone (no breaker and no
+		// provider holds them), at most as often as the map doubles.
+		for k, w := range meterCache.entries {
+			if w.Value() == nil {
+				delete(meterCache.entries, k)
+			}
+		}
+		meterCache.sweepAt = 2*len(meterCache.entries) + 8
+	}
+	return mi
 }
 
 // rejected reports a rejection as an event on the caller's span, when it is
 // recording. The count itself lives in the breaker's atomics.
 func (tel *instruments) rejected(ctx context.Context, s State) {
-	telemetry.AddEvent(ctx, telemetry.EventBreakerRejected, tel.rejectedAttr[s]...)
+	span := trace.SpanFromContext(ctx)
+	if !span.IsRecording() {
+		return
+	}
+	opts := tel.rejectedOpts.Load()
+	if opts == nil {
+		opts = new([len(allStates)][]trace.EventOption)
+		for _, state := range allStates {
+			opts[state] = []trace.EventOption{trace.WithAttributes(
+				telemetry.KeyPolicyName.String(tel.name),
+				telemetry.KeyBreakerState.String(state.telemetryValue()),
+				telemetry.KeyErrorType.String(telemetry.ErrorTypeCircuitOpen),
+			)}
+		}
+		tel.rejectedOpts.Store(opts)
+	}
+	span.AddEvent(telemetry.EventBreakerRejected, opts[s]...)
 }
 
 // transitioned reports a state change: the transitions counter, an INTERNAL
@@ -108,11 +204,14 @@ func (tel *instruments) rejected(ctx context.Context, s State) {
 // behind the change), and an event on the caller's span when it is
 // recording.
 func (tel *instruments) transitioned(ctx context.Context, c StateChange) {
-	if tel.transitions != nil {
-		tel.transitions.Add(ctx, 1, tel.transitOpts[c.From][c.To]...)
+	name := telemetry.KeyPolicyName.String(tel.name)
+	if transitions := tel.meter.transitions; transitions != nil {
+		transitions.Add(ctx, 1, metric.WithAttributeSet(attribute.NewSet(name,
+			telemetry.KeyBreakerFrom.String(c.From.telemetryValue()),
+			telemetry.KeyBreakerTo.String(c.To.telemetryValue()))))
 	}
 	attrs := []attribute.KeyValue{
-		tel.nameAttr,
+		name,
 		telemetry.KeyBreakerFrom.String(c.From.telemetryValue()),
 		telemetry.KeyBreakerTo.String(c.To.telemetryValue()),
 		telemetry.KeyBreakerConsecutiveFailures.Int(c.ConsecutiveFailures),

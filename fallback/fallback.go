@@ -3,6 +3,7 @@ package fallback
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -123,6 +124,25 @@ type core struct {
 	handles    func(error) bool
 	executions metric.Int64Counter
 	nameAttr   attribute.KeyValue
+	// reports holds, for the error.type values of levee's own errors, the
+	// attributes of an execution built ahead, so that a fallback answering
+	// for an open breaker or a timeout allocates nothing to report it.
+	// Read-only after construction.
+	reports map[string]*report
+}
+
+// report is what one execution reports for one error.type value.
+type report struct {
+	addOpts    []metric.AddOption
+	eventAttrs []attribute.KeyValue
+}
+
+func newReport(nameAttr attribute.KeyValue, errorType string) *report {
+	attrs := []attribute.KeyValue{nameAttr, telemetry.KeyErrorType.String(errorType)}
+	return &report{
+		addOpts:    []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(slices.Clone(attrs)...))}, // NewSet sorts its argument
+		eventAttrs: attrs,
+	}
 }
 
 func newCore(cfg config) *core {
@@ -130,20 +150,30 @@ func newCore(cfg config) *core {
 		metric.WithUnit(telemetry.UnitCall),
 		metric.WithDescription("Calls answered by a fallback, by the type of the error replaced."))
 	telemetry.Handle(err)
+	nameAttr := telemetry.KeyPolicyName.String(cfg.name)
+	reports := make(map[string]*report)
+	for _, errorType := range []string{telemetry.ErrorTypeCircuitOpen, telemetry.ErrorTypeTimeout, telemetry.ErrorTypeCanceled, telemetry.ErrorTypeOther} {
+		reports[errorType] = newReport(nameAttr, errorType)
+	}
 	return &core{
 		name:       cfg.name,
 		handles:    cfg.handles,
 		executions: executions,
-		nameAttr:   telemetry.KeyPolicyName.String(cfg.name),
+		nameAttr:   nameAttr,
+		reports:    reports,
 	}
 }
 
 func (c *core) executed(ctx context.Context, err error) {
-	errType := telemetry.ErrorTypeAttr(err)
-	if c.executions != nil {
-		c.executions.Add(ctx, 1, metric.WithAttributes(c.nameAttr, errType))
+	errorType := telemetry.ErrorType(err)
+	r, ok := c.reports[errorType]
+	if !ok {
+		r = newReport(c.nameAttr, errorType) // a user's error type
 	}
-	telemetry.AddEvent(ctx, telemetry.EventFallbackExecuted, c.nameAttr, errType)
+	if c.executions != nil {
+		c.executions.Add(ctx, 1, r.addOpts...)
+	}
+	telemetry.AddEvent(ctx, telemetry.EventFallbackExecuted, r.eventAttrs...)
 }
 
 type policy[T any] struct {

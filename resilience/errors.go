@@ -2,6 +2,7 @@ package resilience
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/levee-go/levee/telemetry"
@@ -34,7 +35,7 @@ type timeoutError struct {
 }
 
 func (e *timeoutError) Error() string {
-	msg := "levee: timeout " + e.name + " exceeded after " + e.timeout.String()
+	msg := "levee: timeout " + strconv.Quote(e.name) + " exceeded after " + e.timeout.String()
 	if e.err != nil && e.err != context.DeadlineExceeded {
 		msg += ": " + e.err.Error()
 	}

@@ -11,4 +11,7 @@
 // global provider; a policy given no provider uses the globals
 // (otel.GetTracerProvider, otel.GetMeterProvider), which are no-ops until the
 // application installs an SDK.
+//
+// Package telemetrytest, beside this one, records all of it in memory for
+// tests: yours and levee's own.
 package telemetry

@@ -27,6 +27,12 @@ type ErrorTyper interface {
 	ErrorType() string
 }
 
+// typedError is an error that names its own error.type.
+type typedError interface {
+	error
+	ErrorTyper
+}
+
 // ErrorType returns the bounded error.type value for err, in this order:
 //   - "" for a nil error;
 //   - the ErrorType() of the first error in err's tree that implements
@@ -40,14 +46,15 @@ type ErrorTyper interface {
 //
 // A program has finitely many error types, so the value's cardinality is
 // bounded; an error message never becomes an attribute. Safe for concurrent
-// use. It allocates nothing for levee's own errors but may for others, so
-// levee calls it only on rare paths (fallbacks, timeouts).
+// use, and allocates nothing; levee still calls it only on rare paths
+// (fallbacks, timeouts), as it walks the error's tree.
 func ErrorType(err error) string {
 	if err == nil {
 		return ""
 	}
-	var typed ErrorTyper
-	if errors.As(err, &typed) {
+	// errors.AsType, not errors.As: As makes its target escape, which
+	// costs an allocation on every call.
+	if typed, ok := errors.AsType[typedError](err); ok {
 		return typed.ErrorType()
 	}
 	switch {

@@ -8,7 +8,9 @@ import (
 )
 
 // AddEvent adds the named event to the span in ctx, only when that span is
-// recording; otherwise it does nothing and costs one interface call. Policies
+// recording; otherwise it does nothing and costs a context lookup and one
+// interface call. Pass attributes built ahead (attrs...): a list written out
+// at the call site is allocated on every call, recording or not. Policies
 // call it on rare paths only (rejections, transitions, timeouts, fallbacks).
 func AddEvent(ctx context.Context, name string, attrs ...attribute.KeyValue) {
 	span := trace.SpanFromContext(ctx)

@@ -1,0 +1,97 @@
+package resilience_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/levee-go/levee/resilience"
+)
+
+// Wrap guards a function once; the result is called like the function.
+func ExampleWrap() {
+	slowQuery := func(ctx context.Context) (string, error) {
+		select {
+		case <-time.After(time.Minute): // the dependency hangs
+			return "rows", nil
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	}
+	query := resilience.Wrap(slowQuery, resilience.Timeout[string](10*time.Millisecond, resilience.WithName("orders-db")))
+
+	_, err := query(context.Background())
+	fmt.Println(err)
+	fmt.Println(errors.Is(err, resilience.ErrTimeout), errors.Is(err, context.DeadlineExceeded))
+	// Output:
+	// levee: timeout "orders-db" exceeded after 10ms
+	// true true
+}
+
+// Policies are listed outermost first: Do(ctx, fn, a, b) runs a(b(fn)).
+func ExampleDo() {
+	trace := func(name string) resilience.Policy[int] {
+		return resilience.PolicyFunc[int](func(next resilience.Func[int]) resilience.Func[int] {
+			return func(ctx context.Context) (int, error) {
+				fmt.Println("enter", name)
+				defer fmt.Println("leave", name)
+				return next(ctx)
+			}
+		})
+	}
+	answer := func(context.Context) (int, error) {
+		fmt.Println("call")
+		return 42, nil
+	}
+
+	v, err := resilience.Do(context.Background(), answer, trace("outer"), trace("inner"))
+	fmt.Println(v, err)
+	// Output:
+	// enter outer
+	// enter inner
+	// call
+	// leave inner
+	// leave outer
+	// 42 <nil>
+}
+
+// A policy of your own is a function from the next Func to a new one.
+func ExamplePolicyFunc() {
+	calls := 0
+	countCalls := resilience.PolicyFunc[string](func(next resilience.Func[string]) resilience.Func[string] {
+		return func(ctx context.Context) (string, error) {
+			calls++
+			return next(ctx)
+		}
+	})
+	hello := resilience.Wrap(func(context.Context) (string, error) { return "hello", nil }, countCalls)
+
+	for range 3 {
+		v, _ := hello(context.Background())
+		fmt.Println(v)
+	}
+	fmt.Println("calls:", calls)
+	// Output:
+	// hello
+	// hello
+	// hello
+	// calls: 3
+}
+
+// With ReturnAtDeadline the caller gets its timeout even from a function
+// that ignores its context; the function finishes on its own.
+func ExampleReturnAtDeadline() {
+	unblock := make(chan struct{})
+	ignoresContext := func(context.Context) (int, error) {
+		<-unblock
+		return 1, nil
+	}
+	get := resilience.Wrap(ignoresContext, resilience.Timeout[int](10*time.Millisecond,
+		resilience.WithName("legacy-client"), resilience.ReturnAtDeadline()))
+
+	_, err := get(context.Background())
+	fmt.Println(err)
+	close(unblock)
+	// Output: levee: timeout "legacy-client" exceeded after 10ms
+}
