@@ -1,0 +1,199 @@
+package resilience_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/levee-go/levee/resilience"
+	"github.com/levee-go/levee/telemetry"
+	"github.com/levee-go/levee/telemetry/telemetrytest"
+)
+
+// Tests of the timeout rows of docs/telemetry.md: levee.timeout.exceeded
+// (metric and span event) and levee.timeout.abandoned.
+
+const telDeadline = 2 * time.Millisecond
+
+// telTimeout returns a Timeout[int] of telDeadline named name reporting to h.
+func telTimeout(h *telemetrytest.Harness, name string, opts ...resilience.TimeoutOption) resilience.Policy[int] {
+	return resilience.Timeout[int](telDeadline, append([]resilience.TimeoutOption{
+		resilience.WithName(name),
+		resilience.WithTracerProvider(h.TracerProvider),
+		resilience.WithMeterProvider(h.MeterProvider),
+	}, opts...)...)
+}
+
+// telHonourDeadline waits for its context to end, as a slow call that
+// honours its context does.
+func telHonourDeadline(ctx context.Context) (int, error) {
+	<-ctx.Done()
+	return 0, ctx.Err()
+}
+
+// telAssertCounter asserts an int64 counter metric whole: name, kind, unit,
+// levee's scope, and exactly the given data points.
+func telAssertCounter(t *testing.T, h *telemetrytest.Harness, name, unit string, points ...metricdata.DataPoint[int64]) {
+	t.Helper()
+	inst := h.Instrument(name)
+	assert.Equal(t, sdkmetric.InstrumentKindCounter, inst.Kind, "%s kind", name)
+	assert.Equal(t, telemetry.ScopeName, inst.Scope.Name)
+	got := h.Metric(name)
+	assert.NotEmpty(t, got.Description)
+	metricdatatest.AssertEqual(t, metricdata.Metrics{
+		Name:        name,
+		Description: got.Description,
+		Unit:        unit,
+		Data: metricdata.Sum[int64]{
+			Temporality: metricdata.CumulativeTemporality,
+			IsMonotonic: true,
+			DataPoints:  points,
+		},
+	}, got, metricdatatest.IgnoreTimestamp(), metricdatatest.IgnoreExemplars())
+}
+
+func TestTimeoutTelemetry_ExceededCountedAndReportedOnTheCallersSpan(t *testing.T) {
+	t.Parallel()
+	h := telemetrytest.New(t)
+	call := resilience.Wrap(telHonourDeadline, telTimeout(h, "inventory"))
+
+	ctx, caller := h.StartSpan(context.Background(), "GET /stock")
+	_, err := call(ctx)
+	caller.End()
+	require.ErrorIs(t, err, resilience.ErrTimeout)
+
+	name := telemetry.KeyPolicyName.String("inventory")
+	telAssertCounter(t, h, telemetry.MetricTimeoutExceeded, "{call}",
+		metricdata.DataPoint[int64]{Attributes: attribute.NewSet(name), Value: 1})
+
+	events := h.Span("GET /stock").Events()
+	require.Len(t, events, 1)
+	assert.Equal(t, telemetry.EventTimeoutExceeded, events[0].Name)
+	assert.ElementsMatch(t, []attribute.KeyValue{
+		name,
+		telemetry.KeyTimeout.Float64(telDeadline.Seconds()),
+		telemetry.KeyErrorType.String("timeout"),
+	}, events[0].Attributes)
+	assert.Len(t, h.Spans(""), 1, "a Timeout starts no span of its own")
+}
+
+func TestTimeoutTelemetry_ExceededAlsoWhenReturningAtTheDeadline(t *testing.T) {
+	t.Parallel()
+	h := telemetrytest.New(t)
+	call := resilience.Wrap(telHonourDeadline, telTimeout(h, "inventory", resilience.ReturnAtDeadline()))
+
+	ctx, caller := h.StartSpan(context.Background(), "GET /stock")
+	_, err := call(ctx)
+	caller.End()
+	require.ErrorIs(t, err, resilience.ErrTimeout)
+
+	h.AssertInt64(telemetry.MetricTimeoutExceeded, 1, telemetry.KeyPolicyName.String("inventory"))
+	assert.Len(t, telemetrytest.EventsOn(h.Span("GET /stock"), telemetry.EventTimeoutExceeded), 1)
+}
+
+func TestTimeoutTelemetry_NothingWhenTheTimeoutDoesNotFire(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		fn   resilience.Func[int]
+		ctx  func(context.Context) (context.Context, context.CancelFunc)
+	}{
+		{"the call succeeds", func(context.Context) (int, error) { return 1, nil }, nil},
+		{"the call fails at once", func(context.Context) (int, error) { return 0, errors.New("refused") }, nil},
+		{"the caller cancels first", telHonourDeadline, func(ctx context.Context) (context.Context, context.CancelFunc) {
+			ctx, cancel := context.WithCancel(ctx)
+			cancel()
+			return ctx, cancel
+		}},
+		{"the caller's own deadline is sooner", telHonourDeadline, func(ctx context.Context) (context.Context, context.CancelFunc) {
+			return context.WithTimeout(ctx, time.Microsecond)
+		}},
+	}
+	for _, tt := range tests {
+		for _, returnAtDeadline := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/ReturnAtDeadline=%v", tt.name, returnAtDeadline), func(t *testing.T) {
+				t.Parallel()
+				h := telemetrytest.New(t)
+				var opts []resilience.TimeoutOption
+				if returnAtDeadline {
+					opts = append(opts, resilience.ReturnAtDeadline())
+				}
+				call := resilience.Wrap(tt.fn, telTimeout(h, "inventory", opts...))
+				ctx, caller := h.StartSpan(context.Background(), "GET /stock")
+				if tt.ctx != nil {
+					var cancel context.CancelFunc
+					ctx, cancel = tt.ctx(ctx)
+					defer cancel()
+				}
+				_, err := call(ctx)
+				caller.End()
+
+				assert.NotErrorIs(t, err, resilience.ErrTimeout)
+				h.AssertInt64(telemetry.MetricTimeoutExceeded, 0)
+				assert.Empty(t, h.Span("GET /stock").Events())
+			})
+		}
+	}
+}
+
+func TestTimeoutTelemetry_NoEventWhenTheCallersSpanIsNotRecording(t *testing.T) {
+	t.Parallel()
+	h := telemetrytest.New(t)
+	call := resilience.Wrap(telHonourDeadline, telTimeout(h, "inventory"))
+	remote := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, TraceFlags: trace.FlagsSampled, Remote: true})
+
+	for _, ctx := range []context.Context{context.Background(), trace.ContextWithRemoteSpanContext(context.Background(), remote)} {
+		_, err := call(ctx)
+		require.ErrorIs(t, err, resilience.ErrTimeout)
+	}
+
+	h.AssertInt64(telemetry.MetricTimeoutExceeded, 2, telemetry.KeyPolicyName.String("inventory"))
+	assert.Empty(t, h.Spans(""), "no span, so no event, anywhere")
+}
+
+func TestTimeoutTelemetry_AbandonedCountedWhenTheFunctionFinallyReturns(t *testing.T) {
+	t.Parallel()
+	h := telemetrytest.New(t)
+	release := make(chan struct{})
+	returned := make(chan struct{})
+	stubborn := func(context.Context) (int, error) { // ignores its context
+		defer close(returned)
+		<-release
+		return 1, nil
+	}
+	call := resilience.Wrap(stubborn, telTimeout(h, "inventory", resilience.ReturnAtDeadline()))
+
+	_, err := call(context.Background())
+	require.ErrorIs(t, err, resilience.ErrTimeout)
+	h.AssertInt64(telemetry.MetricTimeoutExceeded, 1)
+	h.AssertInt64(telemetry.MetricTimeoutAbandoned, 0, telemetry.KeyPolicyName.String("inventory")) // still running
+
+	close(release)
+	<-returned
+	name := telemetry.KeyPolicyName.String("inventory")
+	require.Eventually(t, func() bool { return h.Int64(telemetry.MetricTimeoutAbandoned, name) == 1 },
+		2*time.Second, time.Millisecond, "counted once the abandoned function returns")
+	telAssertCounter(t, h, telemetry.MetricTimeoutAbandoned, "{call}",
+		metricdata.DataPoint[int64]{Attributes: attribute.NewSet(name), Value: 1})
+}
+
+func TestTimeoutTelemetry_DefaultName(t *testing.T) {
+	t.Parallel()
+	h := telemetrytest.New(t)
+	p := resilience.Timeout[int](telDeadline, resilience.WithTracerProvider(h.TracerProvider), resilience.WithMeterProvider(h.MeterProvider))
+	_, err := resilience.Do(context.Background(), telHonourDeadline, p)
+	require.ErrorIs(t, err, resilience.ErrTimeout)
+
+	h.AssertInt64(telemetry.MetricTimeoutExceeded, 1, telemetry.KeyPolicyName.String(resilience.DefaultTimeoutName))
+	assert.Equal(t, "timeout", resilience.DefaultTimeoutName)
+}

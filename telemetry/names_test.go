@@ -1,0 +1,53 @@
+package telemetry_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/levee-go/levee/telemetry"
+)
+
+// The names are a contract with dashboards and alerts (DESIGN.md, "fixed
+// names"): this test fails if one is renamed.
+func TestNames_AreTheFixedContract(t *testing.T) {
+	t.Parallel()
+	fixed := [][2]string{
+		{telemetry.ScopeName, "github.com/levee-go/levee"},
+		{telemetry.MetricBreakerState, "levee.circuit_breaker.state"},
+		{telemetry.MetricBreakerCalls, "levee.circuit_breaker.calls"},
+		{telemetry.MetricBreakerTransitions, "levee.circuit_breaker.transitions"},
+		{telemetry.MetricTimeoutExceeded, "levee.timeout.exceeded"},
+		{telemetry.MetricTimeoutAbandoned, "levee.timeout.abandoned"},
+		{telemetry.MetricFallbackExecutions, "levee.fallback.executions"},
+		{telemetry.UnitState, "{state}"},
+		{telemetry.UnitCall, "{call}"},
+		{telemetry.UnitTransition, "{transition}"},
+		{telemetry.SpanBreakerTransition, "levee.circuit_breaker.transition"},
+		{telemetry.EventBreakerRejected, "levee.circuit_breaker.rejected"},
+		{telemetry.EventTimeoutExceeded, "levee.timeout.exceeded"},
+		{telemetry.EventFallbackExecuted, "levee.fallback.executed"},
+		{string(telemetry.KeyPolicyName), "levee.policy.name"},
+		{string(telemetry.KeyBreakerState), "levee.circuit_breaker.state"},
+		{string(telemetry.KeyBreakerFrom), "levee.circuit_breaker.from"},
+		{string(telemetry.KeyBreakerTo), "levee.circuit_breaker.to"},
+		{string(telemetry.KeyBreakerConsecutiveFailures), "levee.circuit_breaker.consecutive_failures"},
+		{string(telemetry.KeyBreakerForced), "levee.circuit_breaker.forced"},
+		{string(telemetry.KeyOutcome), "levee.outcome"},
+		{string(telemetry.KeyTimeout), "levee.timeout.duration"},
+		{string(telemetry.KeyErrorType), "error.type"},
+		{telemetry.ErrorTypeTimeout, "timeout"},
+		{telemetry.ErrorTypeCircuitOpen, "circuit_open"},
+		{telemetry.ErrorTypeCanceled, "canceled"},
+		{telemetry.ErrorTypeOther, "_OTHER"},
+	}
+	for _, name := range fixed {
+		assert.Equal(t, name[1], name[0])
+	}
+	assert.Equal(t, telemetry.SpanBreakerTransition, telemetry.EventBreakerTransition,
+		"the transition span and event share a name")
+	assert.Equal(t, []string{"closed", "open", "half_open"},
+		[]string{telemetry.StateClosed, telemetry.StateOpen, telemetry.StateHalfOpen})
+	assert.Equal(t, []string{"success", "failure", "rejected", "ignored"},
+		[]string{telemetry.OutcomeSuccess, telemetry.OutcomeFailure, telemetry.OutcomeRejected, telemetry.OutcomeIgnored})
+}

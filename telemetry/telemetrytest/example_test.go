@@ -1,0 +1,59 @@
+package telemetrytest_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/levee-go/levee/breaker"
+	"github.com/levee-go/levee/telemetry"
+	"github.com/levee-go/levee/telemetry/telemetrytest"
+)
+
+// A test asserting that the payments breaker opened exactly once, however
+// many calls failed. In a real test, t is the test's *testing.T.
+func Example() {
+	t := new(exampleT)
+	defer t.runCleanups()
+
+	h := telemetrytest.New(t)
+	payments := breaker.New("payments", breaker.WithTracerProvider(h.TracerProvider), breaker.WithMeterProvider(h.MeterProvider))
+	for range 5 {
+		_ = payments.Call(context.Background(), func(context.Context) error { return errors.New("unavailable") })
+	}
+	h.AssertInt64(telemetry.MetricBreakerTransitions, 1, telemetry.KeyBreakerTo.String(telemetry.StateOpen))
+
+	fmt.Println("opened:", h.Int64(telemetry.MetricBreakerTransitions, telemetry.KeyBreakerTo.String(telemetry.StateOpen)))
+	fmt.Println("rejected:", h.Int64(telemetry.MetricBreakerCalls, telemetry.KeyOutcome.String(telemetry.OutcomeRejected)))
+	fmt.Println("test failed:", t.failed)
+	// Output:
+	// opened: 1
+	// rejected: 2
+	// test failed: false
+}
+
+// exampleT stands in for the *testing.T that a real test is given.
+type exampleT struct {
+	failed   bool
+	cleanups []func()
+}
+
+func (*exampleT) Helper() {}
+
+func (t *exampleT) Errorf(format string, args ...any) {
+	t.failed = true
+	fmt.Printf(format+"\n", args...)
+}
+
+func (t *exampleT) FailNow() {
+	t.failed = true
+	panic("test stopped")
+}
+
+func (t *exampleT) Cleanup(f func()) { t.cleanups = append(t.cleanups, f) }
+
+func (t *exampleT) runCleanups() {
+	for i := len(t.cleanups) - 1; i >= 0; i-- {
+		t.cleanups[i]()
+	}
+}
