@@ -1,0 +1,126 @@
+package leveehttp_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+
+	"github.com/levee-go/levee/breaker"
+	"github.com/levee-go/levee/fallback"
+	"github.com/levee-go/levee/leveehttp"
+)
+
+// A client whose breaker opens after two failing answers: the caller still
+// sees the server's 503s, then fast rejections that never reach the server.
+func ExampleNewTransport() {
+	var down atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "hello")
+	}))
+	defer srv.Close()
+
+	api := breaker.New("api", breaker.WithFailureThreshold(2))
+	client := &http.Client{Transport: leveehttp.NewTransport(nil, breaker.Policy[*http.Response](api))}
+	defer client.CloseIdleConnections()
+
+	get := func() {
+		resp, err := client.Get(srv.URL)
+		if errors.Is(err, breaker.ErrOpen) {
+			fmt.Println("rejected: the breaker is", api.State())
+			return
+		} else if err != nil {
+			fmt.Println("error:", err)
+			return
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		fmt.Println(resp.Status, "-", strings.TrimSpace(string(body)))
+	}
+	get()
+	down.Store(true)
+	get()
+	get()
+	get()
+	// Output:
+	// 200 OK - hello
+	// 503 Service Unavailable - down for maintenance
+	// 503 Service Unavailable - down for maintenance
+	// rejected: the breaker is open
+}
+
+// A fallback outside the breaker answers from a cache both when the server
+// fails and when the breaker rejects the call.
+func ExampleNewTransport_fallback() {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "overloaded", http.StatusTooManyRequests)
+	}))
+	defer srv.Close()
+
+	fromCache := func(_ context.Context, err error) (*http.Response, error) {
+		var failed *leveehttp.ResponseError
+		if errors.As(err, &failed) {
+			fmt.Println("fallback for a", failed.Response.Status) // the failing response, closed for us
+		} else {
+			fmt.Println("fallback for:", err)
+		}
+		return &http.Response{
+			StatusCode: http.StatusOK,
+			Header:     http.Header{"X-Cache": {"stale"}},
+			Body:       io.NopCloser(strings.NewReader("yesterday's prices")),
+		}, nil
+	}
+	prices := breaker.New("prices", breaker.WithFailureThreshold(1))
+	client := &http.Client{Transport: leveehttp.NewTransport(nil,
+		fallback.Func(fromCache),
+		breaker.Policy[*http.Response](prices),
+	)}
+	defer client.CloseIdleConnections()
+
+	for range 2 {
+		resp, err := client.Get(srv.URL)
+		if err != nil {
+			fmt.Println("error:", err)
+			return
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		fmt.Println(resp.StatusCode, resp.Header.Get("X-Cache"), string(body))
+	}
+	// Output:
+	// fallback for a 429 Too Many Requests
+	// 200 stale yesterday's prices
+	// fallback for: levee: circuit breaker "prices" is open
+	// 200 stale yesterday's prices
+}
+
+// A server sheds load while its handler fails: once the breaker opens,
+// requests get 503 and a Retry-After header without reaching the handler.
+func ExampleHandler() {
+	search := breaker.New("search", breaker.WithFailureThreshold(1)) // open timeout: 30s
+	var handled int
+	h := leveehttp.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		handled++
+		http.Error(w, "index unavailable", http.StatusInternalServerError)
+	}), search)
+
+	for range 3 {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/search?q=levee", nil))
+		fmt.Printf("%d Retry-After: %q\n", rec.Code, rec.Header().Get("Retry-After"))
+	}
+	fmt.Println("handler calls:", handled)
+	// Output:
+	// 500 Retry-After: ""
+	// 503 Retry-After: "30"
+	// 503 Retry-After: "30"
+	// handler calls: 1
+}

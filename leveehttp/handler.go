@@ -1,0 +1,109 @@
+package leveehttp
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math"
+	"net/http"
+	"strconv"
+
+	"github.com/levee-go/levee/breaker"
+)
+
+// Handler returns h guarded by the circuit breaker b, for the server side:
+// while b is open, a request is answered at once with 503 Service
+// Unavailable and a Retry-After header (the seconds until b lets a probe
+// through, rounded up, at least 1), and h is not called. This sheds load
+// from a handler that is failing, so that it and what it depends on can
+// recover.
+//
+// What counts as a failure of h: a 5xx status written (a *HandlerError to
+// b, which b's WithIsFailure may exempt), and a panic, which b records and
+// lets propagate unchanged to net/http. Anything else is a success: a 2xx,
+// 3xx or 4xx status, a handler that writes nothing (an implicit 200), or one
+// that hijacks the connection. A request whose context ends (the client went
+// away) is neither, as for any breaker call that ends with its caller's
+// context.
+//
+// The ResponseWriter h receives records the status; it passes Flush and
+// ReadFrom through and has an Unwrap method, so http.ResponseController
+// reaches the original writer's other features. b must not be nil; Handler
+// panics otherwise. The handler is safe for concurrent use if h is.
+func Handler(h http.Handler, b *breaker.Breaker) http.Handler {
+	if h == nil {
+		panic("levee: leveehttp.Handler: handler must not be nil")
+	}
+	if b == nil {
+		panic("levee: leveehttp.Handler: breaker must not be nil")
+	}
+	return &guardedHandler{h: h, b: b}
+}
+
+type guardedHandler struct {
+	h http.Handler
+	b *breaker.Breaker
+}
+
+func (g *guardedHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	sw := &statusWriter{ResponseWriter: w}
+	err := g.b.Call(r.Context(), func(context.Context) error {
+		g.h.ServeHTTP(sw, r)
+		if sw.status >= 500 {
+			return &HandlerError{StatusCode: sw.status}
+		}
+		return nil
+	})
+	var rejected *breaker.OpenError
+	if errors.As(err, &rejected) {
+		w.Header().Set("Retry-After", retryAfterSeconds(rejected))
+		http.Error(w, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
+	}
+}
+
+// retryAfterSeconds is the Retry-After value for a rejection: whole
+// seconds, rounded up, at least 1.
+func retryAfterSeconds(e *breaker.OpenError) string {
+	seconds := math.Ceil(e.RetryAfter().Seconds())
+	return strconv.FormatInt(max(int64(seconds), 1), 10)
+}
+
+// statusWriter records the status a handler writes.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	// 1xx are informational (103 Early Hints): the final status follows.
+	if w.status == 0 && code >= 200 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// Flush sends buffered data to the client, for handlers that stream.
+func (w *statusWriter) Flush() {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// ReadFrom keeps io.Copy to the writer as fast as without the wrapper.
+func (w *statusWriter) ReadFrom(src io.Reader) (int64, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return io.Copy(w.ResponseWriter, src)
+}
+
+// Unwrap returns the original writer, for http.ResponseController.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

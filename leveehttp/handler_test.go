@@ -1,0 +1,221 @@
+package leveehttp_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/levee-go/levee/breaker"
+	"github.com/levee-go/levee/internal/fakeclock"
+	"github.com/levee-go/levee/leveehttp"
+)
+
+func serve(h http.Handler) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	return rec
+}
+
+func TestHandler_CountsFiveHundredsAndPanicsAsFailures(t *testing.T) {
+	cases := []struct {
+		name    string
+		handler http.HandlerFunc
+		status  int
+		failure bool
+	}{
+		{"writes nothing", func(http.ResponseWriter, *http.Request) {}, 200, false},
+		{"writes a body", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }, 200, false},
+		{"201", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(201) }, 201, false},
+		{"404", func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) }, 404, false},
+		{"429", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(429) }, 429, false},
+		// The recorder keeps the 103 as its Code; a client would see the 500.
+		{"103 then 500", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(103); w.WriteHeader(500) }, 103, true},
+		{"500", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(500) }, 500, true},
+		{"503 after a body", func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(503)
+			_, _ = io.WriteString(w, "down")
+		}, 503, true},
+		{"200 then a late 500 that is ignored", func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = io.WriteString(w, "ok")
+			w.WriteHeader(500) // superfluous: the client got 200
+		}, 200, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := breaker.New("server")
+			rec := serve(leveehttp.Handler(tc.handler, b))
+			assert.Equal(t, tc.status, rec.Code)
+			want := breaker.Counts{Success: 1}
+			if tc.failure {
+				want = breaker.Counts{Failure: 1}
+			}
+			assert.Equal(t, want, b.Counts())
+		})
+	}
+
+	t.Run("panic", func(t *testing.T) {
+		b := breaker.New("server")
+		h := leveehttp.Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") }), b)
+		assert.PanicsWithValue(t, "boom", func() { serve(h) })
+		assert.Equal(t, breaker.Counts{Failure: 1}, b.Counts())
+	})
+}
+
+func TestHandler_FiveHundredsCanBeExemptedThroughTheBreaker(t *testing.T) {
+	b := breaker.New("server", breaker.WithIsFailure(func(err error) bool {
+		var he *leveehttp.HandlerError
+		return !errors.As(err, &he) || he.StatusCode != http.StatusNotImplemented
+	}))
+	h := leveehttp.Handler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(501) }), b)
+	serve(h)
+	assert.Equal(t, breaker.Counts{Success: 1}, b.Counts())
+}
+
+func TestHandler_OpenBreakerAnswers503WithRetryAfterWithoutCallingTheHandler(t *testing.T) {
+	clock := fakeclock.New()
+	b := breaker.New("server",
+		breaker.WithFailureThreshold(2),
+		breaker.WithOpenTimeout(10*time.Second),
+		breaker.WithClock(clock.Now))
+	var calls atomic.Int64
+	var status atomic.Int64
+	status.Store(http.StatusInternalServerError)
+	h := leveehttp.Handler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		calls.Add(1)
+		w.WriteHeader(int(status.Load()))
+	}), b)
+	serve(h)
+	serve(h)
+	require.Equal(t, breaker.Open, b.State())
+
+	for _, step := range []struct {
+		advance    time.Duration
+		retryAfter string
+	}{
+		{0, "10"},
+		{2500 * time.Millisecond, "8"}, // 7.5 s left, rounded up
+		{7 * time.Second, "1"},         // 0.5 s left
+		{499 * time.Millisecond, "1"},  // 1 ms left: at least 1
+	} {
+		clock.Advance(step.advance)
+		rec := serve(h)
+		assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
+		assert.Equal(t, step.retryAfter, rec.Header().Get("Retry-After"), "after %v more", step.advance)
+		assert.Equal(t, "Service Unavailable\n", rec.Body.String())
+	}
+	assert.Equal(t, int64(2), calls.Load(), "an open breaker must not call the handler")
+	assert.Equal(t, int64(4), b.Counts().Rejected)
+
+	// The open timeout passes: one probe reaches the handler and closes it.
+	status.Store(http.StatusOK)
+	clock.Advance(time.Millisecond)
+	rec := serve(h)
+	assert.Equal(t, http.StatusOK, rec.Code)
+	assert.Empty(t, rec.Header().Get("Retry-After"))
+	assert.Equal(t, int64(3), calls.Load())
+	assert.Equal(t, breaker.Closed, b.State())
+}
+
+func TestHandler_RejectsWhileTheHalfOpenProbeIsInFlightWithRetryAfterOne(t *testing.T) {
+	clock := fakeclock.New()
+	b := breaker.New("server", breaker.WithOpenTimeout(time.Second), breaker.WithClock(clock.Now))
+	for range 3 {
+		_ = b.Call(context.Background(), func(context.Context) error { return errors.New("down") })
+	}
+	require.Equal(t, breaker.Open, b.State())
+	clock.Advance(time.Second)
+
+	inHandler := make(chan struct{})
+	release := make(chan struct{})
+	h := leveehttp.Handler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		close(inHandler)
+		<-release
+	}), b)
+	probeDone := make(chan *httptest.ResponseRecorder)
+	go func() { probeDone <- serve(h) }()
+	<-inHandler
+
+	rec := serve(h)
+	close(release)
+
+	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	assert.Equal(t, "1", rec.Header().Get("Retry-After"))
+	assert.Equal(t, http.StatusOK, (<-probeDone).Code)
+	assert.Equal(t, breaker.Closed, b.State())
+}
+
+func TestHandler_ForcedOpenBreakerAdvisesTheOpenTimeout(t *testing.T) {
+	b := breaker.New("server", breaker.WithOpenTimeout(90*time.Second))
+	b.ForceOpen(context.Background())
+	rec := serve(leveehttp.Handler(http.NotFoundHandler(), b))
+	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	assert.Equal(t, "90", rec.Header().Get("Retry-After"))
+}
+
+func TestHandler_WriterKeepsFlushAndUnwrap(t *testing.T) {
+	var unwrapped http.ResponseWriter
+	var isFlusher bool
+	h := leveehttp.Handler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, isFlusher = w.(http.Flusher)
+		_, _ = io.WriteString(w, "chunk")
+		require.NoError(t, http.NewResponseController(w).Flush())
+		unwrapped = w.(interface{ Unwrap() http.ResponseWriter }).Unwrap()
+	}), breaker.New("server"))
+	rec := serve(h)
+	assert.True(t, isFlusher)
+	assert.True(t, rec.Flushed)
+	assert.Same(t, rec, unwrapped)
+}
+
+func TestHandler_PanicsOnNilArguments(t *testing.T) {
+	assert.Panics(t, func() { leveehttp.Handler(nil, breaker.New("server")) })
+	assert.Panics(t, func() { leveehttp.Handler(http.NotFoundHandler(), nil) })
+}
+
+// Both sides together: a server shedding load with Handler, and a client
+// whose breaker honours the server's Retry-After.
+func TestHandlerAndTransport_ClientBreakerHonoursTheServersRetryAfter(t *testing.T) {
+	serverClock := fakeclock.New()
+	serverBreaker := breaker.New("server",
+		breaker.WithFailureThreshold(2),
+		breaker.WithOpenTimeout(40*time.Second),
+		breaker.WithClock(serverClock.Now))
+	var handled atomic.Int64
+	srv := httptest.NewServer(leveehttp.Handler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		handled.Add(1)
+		http.Error(w, "database down", http.StatusInternalServerError)
+	}), serverBreaker))
+	t.Cleanup(srv.Close)
+
+	clientClock := fakeclock.New()
+	clientBreaker := breaker.New("client",
+		breaker.WithFailureThreshold(3),
+		breaker.WithOpenTimeout(5*time.Second),
+		breaker.WithRetryAfter(time.Minute),
+		breaker.WithClock(clientClock.Now))
+	rt := leveehttp.NewTransport(baseTransport(t), breaker.Policy[*http.Response](clientBreaker))
+
+	var statuses []int
+	for range 3 {
+		resp, err := get(t, rt, srv.URL)
+		require.NoError(t, err)
+		readAll(t, resp)
+		statuses = append(statuses, resp.StatusCode)
+	}
+	_, err := get(t, rt, srv.URL)
+
+	assert.Equal(t, []int{500, 500, 503}, statuses)
+	assert.Equal(t, int64(2), handled.Load())
+	var rejected *breaker.OpenError
+	require.ErrorAs(t, err, &rejected)
+	assert.Equal(t, "client", rejected.Name)
+	assert.Equal(t, 40*time.Second, rejected.RetryAfter(), "the client stays open as long as the server asked")
+}
