@@ -15,6 +15,7 @@ import (
 
 	"github.com/levee-go/levee/breaker"
 	"github.com/levee-go/levee/internal/fakeclock"
+	"github.com/levee-go/levee/internal/testkit"
 )
 
 var (
@@ -68,20 +69,6 @@ func requireOpenError(t *testing.T, err error) *breaker.OpenError {
 	var openErr *breaker.OpenError
 	require.ErrorAs(t, err, &openErr)
 	return openErr
-}
-
-// panicMessage runs f and returns the string it panicked with.
-func panicMessage(t *testing.T, f func()) (msg string) {
-	t.Helper()
-	defer func() {
-		r := recover()
-		require.NotNil(t, r, "expected a panic")
-		s, ok := r.(string)
-		require.True(t, ok, "panic value %#v is not a string", r)
-		msg = s
-	}()
-	f()
-	return ""
 }
 
 // recordChanges returns a listener option and a function returning the
@@ -484,7 +471,7 @@ func TestNew_PanicsOnInvalidSettingsNamingThem(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			msg := panicMessage(t, func() { breaker.New(tt.breaker, tt.opts...) })
+			msg := testkit.PanicMessage(t, func() { breaker.New(tt.breaker, tt.opts...) })
 			assert.Contains(t, msg, "levee: breaker.New(")
 			for _, want := range tt.wantNames {
 				assert.Contains(t, msg, want)

@@ -3,24 +3,19 @@ package breaker_test
 import (
 	"context"
 	"errors"
-	"log"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/metric/noop"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/levee-go/levee/breaker"
 	"github.com/levee-go/levee/internal/fakeclock"
+	"github.com/levee-go/levee/internal/testkit"
 	"github.com/levee-go/levee/resilience"
 )
 
@@ -29,12 +24,7 @@ import (
 // must never reach a call: every call keeps its result and its error.
 // levee hands such faults to the OpenTelemetry error handler (otel.Handle).
 
-var (
-	errFaultDependency = errors.New("fault test: dependency failed")
-	errSpanExport      = errors.New("fault test: span export failed")
-	errMetricExport    = errors.New("fault test: metric export failed")
-	errMeterRefused    = errors.New("fault test: meter refused")
-)
+var errFaultDependency = errors.New("fault test: dependency failed")
 
 // faultOpenTimeout is the open timeout of the breakers exercised here.
 const faultOpenTimeout = time.Second
@@ -86,50 +76,6 @@ func recoverFrom(f func()) (r any) {
 	return nil
 }
 
-// otelErrors records what reaches the OpenTelemetry error handler.
-type otelErrors struct {
-	active atomic.Bool
-	mu     sync.Mutex
-	errs   []error
-}
-
-func (h *otelErrors) Handle(err error) {
-	if !h.active.Load() {
-		// After the test: behave as the default handler does. (The first
-		// SetErrorHandler makes the default handler forward here for good.)
-		log.Print(err)
-		return
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.errs = append(h.errs, err)
-}
-
-// take returns the errors recorded since the last take.
-func (h *otelErrors) take() []error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	errs := h.errs
-	h.errs = nil
-	return errs
-}
-
-// captureOTelErrors installs an error handler that records what reaches
-// otel.Handle until the test ends, then puts the previous handler back. It
-// changes an OpenTelemetry global: only a test that is not parallel may call
-// it (parallel tests are paused while it runs).
-func captureOTelErrors(t *testing.T) *otelErrors {
-	h := &otelErrors{}
-	h.active.Store(true)
-	previous := otel.GetErrorHandler()
-	otel.SetErrorHandler(h)
-	t.Cleanup(func() {
-		otel.SetErrorHandler(previous)
-		h.active.Store(false)
-	})
-	return h
-}
-
 func containsError(errs []error, target error) bool {
 	for _, err := range errs {
 		if errors.Is(err, target) {
@@ -137,75 +83,6 @@ func containsError(errs []error, target error) bool {
 		}
 	}
 	return false
-}
-
-// failingSpanExporter fails every export.
-type failingSpanExporter struct{ exports atomic.Int64 }
-
-func (e *failingSpanExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error {
-	e.exports.Add(1)
-	return errSpanExport
-}
-func (e *failingSpanExporter) Shutdown(context.Context) error { return errSpanExport }
-
-// failingMetricExporter fails every export.
-type failingMetricExporter struct{ exports atomic.Int64 }
-
-func (e *failingMetricExporter) Temporality(k sdkmetric.InstrumentKind) metricdata.Temporality {
-	return sdkmetric.DefaultTemporalitySelector(k)
-}
-func (e *failingMetricExporter) Aggregation(k sdkmetric.InstrumentKind) sdkmetric.Aggregation {
-	return sdkmetric.DefaultAggregationSelector(k)
-}
-func (e *failingMetricExporter) Export(context.Context, *metricdata.ResourceMetrics) error {
-	e.exports.Add(1)
-	return errMetricExport
-}
-func (e *failingMetricExporter) ForceFlush(context.Context) error { return errMetricExport }
-func (e *failingMetricExporter) Shutdown(context.Context) error   { return errMetricExport }
-
-// faultyMeterProvider hands out a meter that refuses what levee asks of it.
-type faultyMeterProvider struct {
-	noop.MeterProvider
-	meter faultyMeter
-}
-
-func (p faultyMeterProvider) Meter(string, ...metric.MeterOption) metric.Meter { return p.meter }
-
-// faultyMeter fails instrument creation (returning no instrument when
-// nilInstruments, a working no-op one otherwise, as SDKs do for a bad name)
-// and callback registration.
-type faultyMeter struct {
-	noop.Meter
-	nilInstruments bool
-}
-
-func (m faultyMeter) Int64Counter(name string, opts ...metric.Int64CounterOption) (metric.Int64Counter, error) {
-	if m.nilInstruments {
-		return nil, errMeterRefused
-	}
-	c, _ := m.Meter.Int64Counter(name, opts...)
-	return c, errMeterRefused
-}
-
-func (m faultyMeter) Int64ObservableCounter(name string, opts ...metric.Int64ObservableCounterOption) (metric.Int64ObservableCounter, error) {
-	if m.nilInstruments {
-		return nil, errMeterRefused
-	}
-	c, _ := m.Meter.Int64ObservableCounter(name, opts...)
-	return c, errMeterRefused
-}
-
-func (m faultyMeter) Int64ObservableUpDownCounter(name string, opts ...metric.Int64ObservableUpDownCounterOption) (metric.Int64ObservableUpDownCounter, error) {
-	if m.nilInstruments {
-		return nil, errMeterRefused
-	}
-	c, _ := m.Meter.Int64ObservableUpDownCounter(name, opts...)
-	return c, errMeterRefused
-}
-
-func (m faultyMeter) RegisterCallback(metric.Callback, ...metric.Observable) (metric.Registration, error) {
-	return nil, errMeterRefused
 }
 
 func newFaultBreaker(name string, opts ...breaker.Option) (*breaker.Breaker, *fakeclock.Clock) {
@@ -222,22 +99,22 @@ func newFaultBreaker(name string, opts ...breaker.Option) (*breaker.Breaker, *fa
 // check that each fault is reported there rather than lost or handed to a
 // caller.
 func TestFaults_TelemetryFaultsNeverReachACall(t *testing.T) {
-	reported := captureOTelErrors(t)
+	reported := testkit.CaptureOTelErrors(t)
 
 	t.Run("span exporter fails", func(t *testing.T) {
-		exporter := &failingSpanExporter{}
+		exporter := &testkit.FailingSpanExporter{}
 		tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exporter))
 		defer func() { _ = tp.Shutdown(context.Background()) }()
 		b, clock := newFaultBreaker("span-export", breaker.WithTracerProvider(tp))
 		ctx, span := tp.Tracer("test").Start(context.Background(), "caller")
 		exerciseBreaker(t, ctx, b, clock)
 		span.End()
-		assert.Positive(t, exporter.exports.Load(), "transition spans were exported")
-		assert.True(t, containsError(reported.take(), errSpanExport), "the export failure reached otel.Handle")
+		assert.Positive(t, exporter.Exports(), "transition spans were exported")
+		assert.True(t, containsError(reported.Take(), testkit.ErrSpanExport), "the export failure reached otel.Handle")
 	})
 
 	t.Run("metric exporter fails", func(t *testing.T) {
-		exporter := &failingMetricExporter{}
+		exporter := &testkit.FailingMetricExporter{}
 		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(
 			sdkmetric.NewPeriodicReader(exporter, sdkmetric.WithInterval(time.Millisecond))))
 		shutDown := false
@@ -248,12 +125,12 @@ func TestFaults_TelemetryFaultsNeverReachACall(t *testing.T) {
 		}()
 		b, clock := newFaultBreaker("metric-export", breaker.WithMeterProvider(mp))
 		exerciseBreaker(t, context.Background(), b, clock)
-		require.Eventually(t, func() bool { return exporter.exports.Load() >= 3 }, 5*time.Second, time.Millisecond,
+		require.Eventually(t, func() bool { return exporter.Exports() >= 3 }, 5*time.Second, time.Millisecond,
 			"the periodic reader keeps collecting (running the breaker's callback) and failing to export")
 		exerciseBreaker(t, context.Background(), b, clock)
 		shutDown = true
-		require.ErrorIs(t, mp.Shutdown(context.Background()), errMetricExport)
-		assert.True(t, containsError(reported.take(), errMetricExport), "the export failure reached otel.Handle")
+		require.ErrorIs(t, mp.Shutdown(context.Background()), testkit.ErrMetricExport)
+		assert.True(t, containsError(reported.Take(), testkit.ErrMetricExport), "the export failure reached otel.Handle")
 	})
 
 	for _, nilInstruments := range []bool{true, false} {
@@ -262,13 +139,13 @@ func TestFaults_TelemetryFaultsNeverReachACall(t *testing.T) {
 			name = "meter returns instruments with errors and refuses the callback"
 		}
 		t.Run(name, func(t *testing.T) {
-			mp := faultyMeterProvider{meter: faultyMeter{nilInstruments: nilInstruments}}
+			mp := testkit.FaultyMeterProvider{NilInstruments: nilInstruments}
 			b, clock := newFaultBreaker("faulty-meter", breaker.WithMeterProvider(mp))
 			exerciseBreaker(t, context.Background(), b, clock)
-			errs := reported.take()
+			errs := reported.Take()
 			refused := 0
 			for _, err := range errs {
-				if errors.Is(err, errMeterRefused) {
+				if errors.Is(err, testkit.ErrMeterRefused) {
 					refused++
 				}
 			}
@@ -289,7 +166,7 @@ func TestFaults_TelemetryFaultsNeverReachACall(t *testing.T) {
 		assert.Equal(t, []string{"closed>open", "open>half-open", "half-open>closed"}, seen,
 			"the listeners after the panicking one still get every change")
 		var panics []string
-		for _, err := range reported.take() {
+		for _, err := range reported.Take() {
 			if strings.Contains(err.Error(), "listener bug") {
 				panics = append(panics, err.Error())
 			}

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/levee-go/levee/breaker"
+	"github.com/levee-go/levee/internal/testkit"
 	"github.com/levee-go/levee/resilience"
 )
 
@@ -86,7 +87,7 @@ func TestPolicy_PassesTheCallersContextToTheFunction(t *testing.T) {
 }
 
 func TestPolicy_PanicsOnNilBreaker(t *testing.T) {
-	msg := panicMessage(t, func() { breaker.Policy[int](nil) })
+	msg := testkit.PanicMessage(t, func() { breaker.Policy[int](nil) })
 	assert.Contains(t, msg, "breaker.Policy")
 	assert.Contains(t, msg, "must not be nil")
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/levee-go/levee/breaker"
 	"github.com/levee-go/levee/fallback"
 	"github.com/levee-go/levee/internal/fakeclock"
+	"github.com/levee-go/levee/internal/testkit"
 	"github.com/levee-go/levee/resilience"
 )
 
@@ -21,20 +22,6 @@ var (
 	errNotFound = errors.New("not found")
 	errCache    = errors.New("cache miss")
 )
-
-// panicMessage runs f and returns the string it panicked with.
-func panicMessage(t *testing.T, f func()) (msg string) {
-	t.Helper()
-	defer func() {
-		r := recover()
-		require.NotNil(t, r, "expected a panic")
-		s, ok := r.(string)
-		require.True(t, ok, "panic value %#v is not a string", r)
-		msg = s
-	}()
-	f()
-	return ""
-}
 
 // quotaError is an error of a type of the user's own.
 type quotaError struct{}
@@ -205,7 +192,7 @@ func TestFallback_PanicsOnInvalidSettingsNamingThem(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			msg := panicMessage(t, tt.make)
+			msg := testkit.PanicMessage(t, tt.make)
 			for _, want := range tt.want {
 				assert.Contains(t, msg, want)
 			}

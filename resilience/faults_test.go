@@ -3,25 +3,21 @@ package resilience_test
 import (
 	"context"
 	"errors"
-	"log"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/levee-go/levee/breaker"
 	"github.com/levee-go/levee/fallback"
 	"github.com/levee-go/levee/internal/fakeclock"
+	"github.com/levee-go/levee/internal/testkit"
 	"github.com/levee-go/levee/resilience"
 )
 
@@ -30,40 +26,7 @@ import (
 // the exporters fail or the meter refuses its instruments; such faults go to
 // the OpenTelemetry error handler.
 
-var (
-	errFaultQuery   = errors.New("fault test: query failed")
-	errSpanExport   = errors.New("fault test: span export failed")
-	errMetricExport = errors.New("fault test: metric export failed")
-	errMeterRefused = errors.New("fault test: meter refused")
-)
-
-// otelErrors records what reaches the OpenTelemetry error handler.
-type otelErrors struct {
-	active atomic.Bool
-	mu     sync.Mutex
-	errs   []error
-}
-
-func (h *otelErrors) Handle(err error) {
-	if !h.active.Load() {
-		// After the test: behave as the default handler does. (The first
-		// SetErrorHandler makes the default handler forward here for good.)
-		log.Print(err)
-		return
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.errs = append(h.errs, err)
-}
-
-// take returns the errors recorded since the last take.
-func (h *otelErrors) take() []error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	errs := h.errs
-	h.errs = nil
-	return errs
-}
+var errFaultQuery = errors.New("fault test: query failed")
 
 // countErrors returns how many of errs match.
 func countErrors(errs []error, match func(error) bool) int {
@@ -74,68 +37,6 @@ func countErrors(errs []error, match func(error) bool) int {
 		}
 	}
 	return n
-}
-
-// captureOTelErrors installs an error handler that records what reaches
-// otel.Handle until the test ends, then puts the previous handler back. It
-// changes an OpenTelemetry global: only a test that is not parallel may call
-// it (parallel tests are paused while it runs).
-func captureOTelErrors(t *testing.T) *otelErrors {
-	h := &otelErrors{}
-	h.active.Store(true)
-	previous := otel.GetErrorHandler()
-	otel.SetErrorHandler(h)
-	t.Cleanup(func() {
-		otel.SetErrorHandler(previous)
-		h.active.Store(false)
-	})
-	return h
-}
-
-type failingSpanExporter struct{ exports atomic.Int64 }
-
-func (e *failingSpanExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error {
-	e.exports.Add(1)
-	return errSpanExport
-}
-func (e *failingSpanExporter) Shutdown(context.Context) error { return errSpanExport }
-
-type failingMetricExporter struct{ exports atomic.Int64 }
-
-func (e *failingMetricExporter) Temporality(k sdkmetric.InstrumentKind) metricdata.Temporality {
-	return sdkmetric.DefaultTemporalitySelector(k)
-}
-func (e *failingMetricExporter) Aggregation(k sdkmetric.InstrumentKind) sdkmetric.Aggregation {
-	return sdkmetric.DefaultAggregationSelector(k)
-}
-func (e *failingMetricExporter) Export(context.Context, *metricdata.ResourceMetrics) error {
-	e.exports.Add(1)
-	return errMetricExport
-}
-func (e *failingMetricExporter) ForceFlush(context.Context) error { return errMetricExport }
-func (e *failingMetricExporter) Shutdown(context.Context) error   { return errMetricExport }
-
-// refusingMeterProvider hands out a meter whose every instrument and
-// callback registration fails (no instrument is returned with the error).
-type refusingMeterProvider struct{ noop.MeterProvider }
-
-func (refusingMeterProvider) Meter(string, ...metric.MeterOption) metric.Meter {
-	return refusingMeter{}
-}
-
-type refusingMeter struct{ noop.Meter }
-
-func (refusingMeter) Int64Counter(string, ...metric.Int64CounterOption) (metric.Int64Counter, error) {
-	return nil, errMeterRefused
-}
-func (refusingMeter) Int64ObservableCounter(string, ...metric.Int64ObservableCounterOption) (metric.Int64ObservableCounter, error) {
-	return nil, errMeterRefused
-}
-func (refusingMeter) Int64ObservableUpDownCounter(string, ...metric.Int64ObservableUpDownCounterOption) (metric.Int64ObservableUpDownCounter, error) {
-	return nil, errMeterRefused
-}
-func (refusingMeter) RegisterCallback(metric.Callback, ...metric.Observable) (metric.Registration, error) {
-	return nil, errMeterRefused
 }
 
 // faultyTelemetry is one way the telemetry can fail: providers to give every
@@ -149,28 +50,28 @@ type faultyTelemetry struct {
 func faultyTelemetries() []faultyTelemetry {
 	return []faultyTelemetry{
 		{"span exporter fails", func() (metric.MeterProvider, *sdktrace.TracerProvider, func()) {
-			tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(&failingSpanExporter{}))
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(&testkit.FailingSpanExporter{}))
 			return noop.NewMeterProvider(), tp, func() { _ = tp.Shutdown(context.Background()) }
-		}, errSpanExport},
+		}, testkit.ErrSpanExport},
 		{"metric exporter fails", func() (metric.MeterProvider, *sdktrace.TracerProvider, func()) {
-			exporter := &failingMetricExporter{}
+			exporter := &testkit.FailingMetricExporter{}
 			mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(
 				sdkmetric.NewPeriodicReader(exporter, sdkmetric.WithInterval(time.Millisecond))))
 			tp := sdktrace.NewTracerProvider()
 			return mp, tp, func() {
 				// Let the reader collect (running the breaker's callback)
 				// and fail to export a few times.
-				for deadline := time.Now().Add(5 * time.Second); exporter.exports.Load() < 3 && time.Now().Before(deadline); {
+				for deadline := time.Now().Add(5 * time.Second); exporter.Exports() < 3 && time.Now().Before(deadline); {
 					time.Sleep(time.Millisecond)
 				}
 				_ = mp.Shutdown(context.Background())
 				_ = tp.Shutdown(context.Background())
 			}
-		}, errMetricExport},
+		}, testkit.ErrMetricExport},
 		{"meter refuses instruments and callback", func() (metric.MeterProvider, *sdktrace.TracerProvider, func()) {
 			tp := sdktrace.NewTracerProvider()
-			return refusingMeterProvider{}, tp, func() { _ = tp.Shutdown(context.Background()) }
-		}, errMeterRefused},
+			return testkit.FaultyMeterProvider{NilInstruments: true}, tp, func() { _ = tp.Shutdown(context.Background()) }
+		}, testkit.ErrMeterRefused},
 	}
 }
 
@@ -178,7 +79,7 @@ func faultyTelemetries() []faultyTelemetry {
 // parallel: it installs an OpenTelemetry error handler (a global) for its
 // duration, to check each fault is reported there rather than to a caller.
 func TestFaults_TelemetryFaultsNeverReachAPipelinesCalls(t *testing.T) {
-	reported := captureOTelErrors(t)
+	reported := testkit.CaptureOTelErrors(t)
 	for _, fault := range faultyTelemetries() {
 		t.Run(fault.name, func(t *testing.T) {
 			mp, tp, stop := fault.setup()
@@ -237,7 +138,7 @@ func TestFaults_TelemetryFaultsNeverReachAPipelinesCalls(t *testing.T) {
 
 			stopped = true
 			stop()
-			assert.Positive(t, countErrors(reported.take(), func(err error) bool { return errors.Is(err, fault.target) }),
+			assert.Positive(t, countErrors(reported.Take(), func(err error) bool { return errors.Is(err, fault.target) }),
 				"the fault reached otel.Handle")
 		})
 	}
@@ -248,7 +149,7 @@ func TestFaults_TelemetryFaultsNeverReachAPipelinesCalls(t *testing.T) {
 // abandoned has no caller left to reach; it must be reported, not crash the
 // process, and the caller keeps its ErrTimeout.
 func TestFaults_AbandonedFunctionsPanicGoesToTheErrorHandler(t *testing.T) {
-	reported := captureOTelErrors(t)
+	reported := testkit.CaptureOTelErrors(t)
 	release := make(chan struct{})
 	finished := make(chan struct{})
 	get := resilience.Wrap(func(context.Context) (int, error) {
@@ -264,7 +165,7 @@ func TestFaults_AbandonedFunctionsPanicGoesToTheErrorHandler(t *testing.T) {
 	close(release)
 	<-finished
 	require.Eventually(t, func() bool {
-		errs := reported.take()
+		errs := reported.Take()
 		return countErrors(errs, func(err error) bool {
 			return strings.Contains(err.Error(), "abandoned and broken") && strings.Contains(err.Error(), "abandoning")
 		}) == 1

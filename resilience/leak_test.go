@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.uber.org/goleak"
 
+	"github.com/levee-go/levee/internal/testkit"
 	"github.com/levee-go/levee/resilience"
 	"github.com/levee-go/levee/telemetry"
 )
@@ -48,7 +49,7 @@ func leakTestStubborn(release <-chan struct{}, finished *sync.WaitGroup) resilie
 // process, and a panic of an abandoned function goes to the OpenTelemetry
 // error handler, which the test captures.
 func TestReturnAtDeadline_LeavesNothingRunningOnceAbandonedFunctionsReturn(t *testing.T) {
-	reported := captureOTelErrors(t)
+	reported := testkit.CaptureOTelErrors(t)
 	ignoreExisting := goleak.IgnoreCurrent()
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
@@ -82,7 +83,7 @@ func TestReturnAtDeadline_LeavesNothingRunningOnceAbandonedFunctionsReturn(t *te
 	var rm metricdata.ResourceMetrics
 	require.NoError(t, reader.Collect(context.Background(), &rm))
 	assert.Equal(t, int64(calls), leakSum(rm, telemetry.MetricTimeoutAbandoned), "every abandoned function counted once it returned")
-	panics := countErrors(reported.take(), func(err error) bool { return strings.Contains(err.Error(), "abandoned and broken") })
+	panics := countErrors(reported.Take(), func(err error) bool { return strings.Contains(err.Error(), "abandoned and broken") })
 	assert.Equal(t, calls/3, panics, "each abandoned panic reported, none lost, none crashing the process")
 	require.NoError(t, mp.Shutdown(context.Background()))
 }

@@ -10,24 +10,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/levee-go/levee/internal/testkit"
 	"github.com/levee-go/levee/resilience"
 )
 
 var errBoom = errors.New("boom")
-
-// panicMessage runs f and returns the string it panicked with.
-func panicMessage(t *testing.T, f func()) (msg string) {
-	t.Helper()
-	defer func() {
-		r := recover()
-		require.NotNil(t, r, "expected a panic")
-		s, ok := r.(string)
-		require.True(t, ok, "panic value %#v is not a string", r)
-		msg = s
-	}()
-	f()
-	return ""
-}
 
 // countingPolicy counts how often it is applied and how often the Func it
 // returned is called.
@@ -140,7 +127,7 @@ func TestWrap_PanicsNamingTheProblemAndItsPosition(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			assert.Equal(t, tt.want, panicMessage(t, tt.wrap))
+			assert.Equal(t, tt.want, testkit.PanicMessage(t, tt.wrap))
 		})
 	}
 }

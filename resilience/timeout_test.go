@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/levee-go/levee/internal/testkit"
 	"github.com/levee-go/levee/resilience"
 )
 
@@ -177,7 +178,7 @@ func TestTimeout_PanicsOnInvalidSettingsNamingThem(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			msg := panicMessage(t, func() { resilience.Timeout[int](tt.d, tt.opts...) })
+			msg := testkit.PanicMessage(t, func() { resilience.Timeout[int](tt.d, tt.opts...) })
 			assert.Contains(t, msg, "levee: resilience.Timeout: ")
 			for _, want := range tt.want {
 				assert.Contains(t, msg, want)
