@@ -59,7 +59,9 @@ func newOutcomeCounts() outcomeCounts {
 }
 
 // add counts one call, in the stripe of the calling goroutine.
-func (c *outcomeCounts) add(o outcome) { c.stripes[stripeHint()].n[o].Add(1) }
+func (c *outcomeCounts) add(o outcome) {
+	c.stripes[stripeHint(uintptr(unsafe.Pointer(c.stripedCounts)))].n[o].Add(1)
+}
 
 // load returns the count of o: the sum over the stripes, exact once the
 // calls being counted have returned. Each stripe only grows, so successive
@@ -77,12 +79,16 @@ func (c *outcomeCounts) load(o outcome) int64 {
 // keeps its stripe from call to call, and finding it costs a multiply. The
 // address is only hashed, never used to reach memory (a stack that grows
 // moves, and its goroutine moves to another stripe: still exact, as every
-// stripe is summed).
-func stripeHint() uint64 {
+// stripe is summed). salt, the address of the breaker's stripes, makes two
+// goroutines that share a stripe on one breaker unlikely to share one on
+// the next: the same few goroutines, with the same stacks, often serve
+// many breakers.
+func stripeHint(salt uintptr) uint64 {
 	var marker byte
 	// Stacks are at least 2 KiB apart: hash the bits above that
 	// (Fibonacci hashing keeps the top bits).
-	return (uint64(uintptr(unsafe.Pointer(&marker))) >> 11) * 0x9e3779b97f4a7c15 >> (64 - countStripeBits)
+	block := uint64(uintptr(unsafe.Pointer(&marker))) >> 11
+	return (block ^ uint64(salt)>>6) * 0x9e3779b97f4a7c15 >> (64 - countStripeBits)
 }
 
 // Counts are the calls a breaker has seen since it was created, by outcome.

@@ -1,0 +1,188 @@
+// Command goalcheck reads the output of the bench suite (go test -bench,
+// any -count) and checks the performance goals of docs/performance.md,
+// comparing the medians of one run. It prints one line per goal and exits
+// with status 1 when a goal is missed.
+//
+//	go run ./cmd/goalcheck results/<run>/raw.txt
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// samples[benchmark][unit] are the values of every run of a benchmark.
+type samples map[string]map[string][]float64
+
+// benchLine matches "BenchmarkName/sub-8   N   v unit   v unit ...".
+var benchLine = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+\d+\s+(.*)$`)
+
+func read(path string) (samples, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	s := samples{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		m := benchLine.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		fields := strings.Fields(m[2])
+		for i := 0; i+1 < len(fields); i += 2 {
+			v, err := strconv.ParseFloat(fields[i], 64)
+			if err != nil {
+				continue
+			}
+			if s[m[1]] == nil {
+				s[m[1]] = map[string][]float64{}
+			}
+			s[m[1]][fields[i+1]] = append(s[m[1]][fields[i+1]], v)
+		}
+	}
+	return s, sc.Err()
+}
+
+// median returns the median of a benchmark's unit, and whether it ran.
+func (s samples) median(bench, unit string) (float64, bool) {
+	vs := slices.Clone(s[bench][unit])
+	if len(vs) == 0 {
+		return 0, false
+	}
+	slices.Sort(vs)
+	if n := len(vs); n%2 == 0 {
+		return (vs[n/2-1] + vs[n/2]) / 2, true
+	}
+	return vs[len(vs)/2], true
+}
+
+// summary prints the medians of the side-by-side workloads as one table,
+// ns/op (allocs/op), a row per workload and a column per library.
+func summary(s samples) {
+	workloads := []string{"ClosedSuccess", "ClosedSuccessParallel", "OpenRejection", "FailuresUntilOpen", "Pipeline"}
+	libs := []string{"direct", "direct+atomic", "withtimeout", "levee", "levee-span", "gobreaker", "failsafe-go", "fortify", "go-resiliency"}
+	fmt.Println("summary: median ns/op (allocs/op) of this run")
+	fmt.Printf("%-22s", "workload")
+	for _, lib := range libs {
+		fmt.Printf(" %16s", lib)
+	}
+	fmt.Println()
+	for _, w := range workloads {
+		fmt.Printf("%-22s", w)
+		for _, lib := range libs {
+			name := "Benchmark" + w + "/lib=" + lib
+			ns, ok := s.median(name, "ns/op")
+			if !ok {
+				fmt.Printf(" %16s", "")
+				continue
+			}
+			allocs, _ := s.median(name, "allocs/op")
+			fmt.Printf(" %16s", fmt.Sprintf("%.4g (%g)", ns, allocs))
+		}
+		fmt.Println()
+	}
+	fmt.Println()
+}
+
+type checker struct {
+	s       samples
+	missed  int
+	skipped int
+}
+
+// report prints one goal's verdict: got is levee's figure, limit the most
+// the goal allows.
+func (c *checker) report(goal string, got, limit float64, unit, detail string) {
+	verdict := "met"
+	if got > limit {
+		verdict = "MISSED"
+		c.missed++
+	}
+	fmt.Printf("%-7s %-58s %10.4g %-12s (limit %.4g; %s)\n", verdict, goal, got, unit, limit, detail)
+}
+
+func (c *checker) need(bench, unit string) (float64, bool) {
+	v, ok := c.s.median(bench, unit)
+	if !ok {
+		c.skipped++
+		fmt.Printf("skip    (no %s for %s in this run)\n", unit, bench)
+	}
+	return v, ok
+}
+
+func main() {
+	if len(os.Args) != 2 {
+		fmt.Fprintln(os.Stderr, "usage: goalcheck raw-benchmark-output.txt")
+		os.Exit(2)
+	}
+	s, err := read(os.Args[1])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	summary(s)
+	c := &checker{s: s}
+	fmt.Println("goal check (medians of this run):")
+
+	if direct, ok := c.need("BenchmarkClosedSuccess/lib=direct", "ns/op"); ok {
+		if levee, ok := c.need("BenchmarkClosedSuccess/lib=levee", "ns/op"); ok {
+			c.report("closed success, SDK installed: <= direct + 8 ns", levee, direct+8, "ns/op",
+				fmt.Sprintf("direct %.3g ns, overhead %.3g ns", direct, levee-direct))
+		}
+	}
+	if floor, ok := c.s.median("BenchmarkClosedSuccess/lib=direct+atomic", "ns/op"); ok {
+		if levee, ok := c.s.median("BenchmarkClosedSuccess/lib=levee", "ns/op"); ok {
+			fmt.Printf("        (direct + one atomic add: %.3g ns; levee is %.3g ns over it)\n", floor, levee-floor)
+		}
+	}
+	if allocs, ok := c.need("BenchmarkClosedSuccess/lib=levee", "allocs/op"); ok {
+		c.report("closed success: 0 allocs/op", allocs, 0, "allocs/op", "")
+	}
+	if serial, ok := c.need("BenchmarkClosedSuccess/lib=levee", "ns/op"); ok {
+		if parallel, ok := c.need("BenchmarkClosedSuccessParallel/lib=levee", "ns/op"); ok {
+			c.report("closed success, RunParallel: <= 1.5x serial", parallel, 1.5*serial, "ns/op",
+				fmt.Sprintf("serial %.3g ns, ratio %.2fx", serial, parallel/serial))
+		}
+	}
+	if gob, ok := c.need("BenchmarkOpenRejection/lib=gobreaker", "ns/op"); ok {
+		if levee, ok := c.need("BenchmarkOpenRejection/lib=levee", "ns/op"); ok {
+			c.report("open rejection: <= half of gobreaker's", levee, gob/2, "ns/op",
+				fmt.Sprintf("gobreaker %.3g ns, ratio %.2fx", gob, levee/gob))
+		}
+	}
+	if allocs, ok := c.need("BenchmarkOpenRejection/lib=levee", "allocs/op"); ok {
+		c.report("open rejection: 0 allocs/op", allocs, 0, "allocs/op", "")
+	}
+	if floor, ok := c.need("BenchmarkPipeline/lib=withtimeout", "ns/op"); ok {
+		if levee, ok := c.need("BenchmarkPipeline/lib=levee", "ns/op"); ok {
+			c.report("fallback+breaker+timeout: <= 1.1x context.WithTimeout", levee, 1.1*floor, "ns/op",
+				fmt.Sprintf("WithTimeout %.3g ns, ratio %.2fx", floor, levee/floor))
+		}
+	}
+	if allocs, ok := c.need("BenchmarkPipeline/lib=levee", "allocs/op"); ok {
+		c.report("fallback+breaker+timeout: <= 4 allocs/op", allocs, 4, "allocs/op", "")
+	}
+	if mem, ok := c.need("BenchmarkBreakerMemory", "B/breaker"); ok {
+		c.report("one breaker with telemetry registered: <= 1 KiB", mem, 1024, "B/breaker", "10 000 breakers, live heap / 10 000")
+	}
+	if ms, ok := c.need("BenchmarkFleet10k", "ms/op"); ok {
+		c.report("10 000 breakers created + collected once: <= 100 ms", ms, 100, "ms", "")
+	}
+	if c.skipped > 0 {
+		fmt.Printf("%d figure(s) missing: some goals were not checked\n", c.skipped)
+	}
+	if c.missed > 0 {
+		fmt.Printf("%d goal(s) missed\n", c.missed)
+		os.Exit(1)
+	}
+	if c.skipped == 0 {
+		fmt.Println("all goals met")
+	}
+}

@@ -1,0 +1,328 @@
+package breaker_test
+
+import (
+	"context"
+	"errors"
+	"math"
+	"runtime"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/levee-go/levee/breaker"
+	"github.com/levee-go/levee/internal/fakeclock"
+	"github.com/levee-go/levee/resilience"
+)
+
+// The benchmarks here watch the breaker's own paths for regressions:
+//
+//	go test -run='^$' -bench=. -benchmem ./breaker
+//
+// Each runs three ways: sdk=none (no-op providers), sdk=on (an OpenTelemetry
+// SDK MeterProvider and a TracerProvider sampling every span) and
+// sdk=on+span (the SDK, and a recording span in the caller's context). The
+// closed path must cost the same all three ways. The side-by-side
+// comparison with other libraries, and the goals, live in the bench module
+// (bench/run.sh, docs/performance.md).
+
+// benchEnv is the telemetry a benchmark's breaker reports to, and the
+// context its calls carry.
+type benchEnv struct {
+	mp  metric.MeterProvider
+	tp  trace.TracerProvider
+	ctx context.Context
+}
+
+func (e benchEnv) options(opts ...breaker.Option) []breaker.Option {
+	return append([]breaker.Option{breaker.WithMeterProvider(e.mp), breaker.WithTracerProvider(e.tp)}, opts...)
+}
+
+func benchNoSDK(*testing.B) benchEnv {
+	return benchEnv{mp: metricnoop.NewMeterProvider(), tp: tracenoop.NewTracerProvider(), ctx: context.Background()}
+}
+
+func benchSDK(b *testing.B) benchEnv {
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	tp := sdktrace.NewTracerProvider(
+		sdktrace.WithSampler(sdktrace.AlwaysSample()),
+		sdktrace.WithSyncer(tracetest.NewNoopExporter()))
+	b.Cleanup(func() {
+		_ = mp.Shutdown(context.Background())
+		_ = tp.Shutdown(context.Background())
+	})
+	return benchEnv{mp: mp, tp: tp, ctx: context.Background()}
+}
+
+func benchSDKSpan(b *testing.B) benchEnv {
+	env := benchSDK(b)
+	ctx, span := env.tp.Tracer("bench").Start(context.Background(), "request")
+	b.Cleanup(func() { span.End() })
+	env.ctx = ctx
+	return env
+}
+
+// benchEach runs bench once per telemetry setting.
+func benchEach(b *testing.B, bench func(b *testing.B, env benchEnv)) {
+	for _, setting := range []struct {
+		name string
+		env  func(*testing.B) benchEnv
+	}{
+		{"sdk=none", benchNoSDK},
+		{"sdk=on", benchSDK},
+		{"sdk=on+span", benchSDKSpan},
+	} {
+		b.Run(setting.name, func(b *testing.B) { bench(b, setting.env(b)) })
+	}
+}
+
+var errBench = errors.New("bench: dependency failed")
+
+//go:noinline
+func benchWork(context.Context) (int, error) { return 1, nil }
+
+//go:noinline
+func benchFail(context.Context) (int, error) { return 0, errBench }
+
+//go:noinline
+func benchWorkErr(context.Context) error { return nil }
+
+var benchSink int
+
+func benchRequireState(b *testing.B, br *breaker.Breaker, want breaker.State) {
+	b.Helper()
+	if got := br.State(); got != want {
+		b.Fatalf("breaker is %v, want %v", got, want)
+	}
+}
+
+// benchTrip opens br with failing calls.
+func benchTrip(b *testing.B, ctx context.Context, br *breaker.Breaker) {
+	b.Helper()
+	trip := resilience.Wrap(benchFail, breaker.Policy[int](br))
+	for br.State() == breaker.Closed {
+		_, _ = trip(ctx)
+	}
+	benchRequireState(b, br, breaker.Open)
+}
+
+// BenchmarkClosed: a successful call through a closed breaker in a
+// pipeline (breaker.Policy), the path almost every call takes.
+func BenchmarkClosed(b *testing.B) {
+	benchEach(b, func(b *testing.B, env benchEnv) {
+		br := breaker.New("bench", env.options()...)
+		get := resilience.Wrap(benchWork, breaker.Policy[int](br))
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			benchSink, _ = get(env.ctx)
+		}
+		b.StopTimer()
+		benchRequireState(b, br, breaker.Closed)
+	})
+}
+
+// BenchmarkClosedCall: the same through Breaker.Call.
+func BenchmarkClosedCall(b *testing.B) {
+	benchEach(b, func(b *testing.B, env benchEnv) {
+		br := breaker.New("bench", env.options()...)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			_ = br.Call(env.ctx, benchWorkErr)
+		}
+	})
+}
+
+// BenchmarkClosedParallel: BenchmarkClosed from every core at once. ns/op
+// is wall time over all calls; it stays close to BenchmarkClosed's only if
+// the cores do not fight over the breaker's cache lines.
+func BenchmarkClosedParallel(b *testing.B) {
+	benchEach(b, func(b *testing.B, env benchEnv) {
+		br := breaker.New("bench", env.options()...)
+		get := resilience.Wrap(benchWork, breaker.Policy[int](br))
+		ctx := env.ctx
+		start := benchStartPerCall(b)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				for range benchParallelBatch {
+					_, _ = get(ctx)
+				}
+			}
+		})
+		benchReportPerCall(b, start)
+	})
+}
+
+// benchParallelBatch is how many calls a RunParallel goroutine makes per
+// pb.Next(). Next writes to the goroutine's testing.PB, and the PBs of two
+// goroutines often share a cache line: a call with an atomic
+// read-modify-write (a full fence) then waits for that falsely shared
+// store, and the benchmark would measure the testing package's layout.
+const benchParallelBatch = 64
+
+func benchStartPerCall(b *testing.B) runtime.MemStats {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	b.ResetTimer()
+	return ms
+}
+
+// benchReportPerCall reports ns/op, B/op and allocs/op per call (b.N *
+// benchParallelBatch calls) in place of the per-pb.Next() figures.
+func benchReportPerCall(b *testing.B, start runtime.MemStats) {
+	b.StopTimer()
+	var end runtime.MemStats
+	runtime.ReadMemStats(&end)
+	calls := float64(b.N) * benchParallelBatch
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/calls, "ns/op")
+	b.ReportMetric(float64(end.TotalAlloc-start.TotalAlloc)/calls, "B/op")
+	b.ReportMetric(float64(end.Mallocs-start.Mallocs)/calls, "allocs/op")
+}
+
+// BenchmarkOpen: a call rejected by an open breaker with the real clock,
+// whose timer makes the half-open transition, so no rejection reads the
+// clock. With sdk=on+span each rejection adds an event to the span.
+func BenchmarkOpen(b *testing.B) {
+	benchEach(b, func(b *testing.B, env benchEnv) {
+		br := breaker.New("bench", env.options(breaker.WithOpenTimeout(time.Hour))...)
+		benchTrip(b, env.ctx, br)
+		get := resilience.Wrap(benchWork, breaker.Policy[int](br))
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			benchSink, _ = get(env.ctx)
+		}
+		b.StopTimer()
+		benchRequireState(b, br, breaker.Open)
+	})
+}
+
+// BenchmarkOpenParallel: BenchmarkOpen from every core at once.
+func BenchmarkOpenParallel(b *testing.B) {
+	benchEach(b, func(b *testing.B, env benchEnv) {
+		br := breaker.New("bench", env.options(breaker.WithOpenTimeout(time.Hour))...)
+		benchTrip(b, env.ctx, br)
+		get := resilience.Wrap(benchWork, breaker.Policy[int](br))
+		ctx := env.ctx
+		start := benchStartPerCall(b)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				for range benchParallelBatch {
+					_, _ = get(ctx)
+				}
+			}
+		})
+		benchReportPerCall(b, start)
+	})
+}
+
+// BenchmarkOpenInjectedClock: BenchmarkOpen with WithClock, where the
+// breaker checks the open timeout against the clock at every rejection.
+func BenchmarkOpenInjectedClock(b *testing.B) {
+	benchEach(b, func(b *testing.B, env benchEnv) {
+		clock := fakeclock.New()
+		br := breaker.New("bench", env.options(breaker.WithClock(clock.Now))...)
+		benchTrip(b, env.ctx, br)
+		get := resilience.Wrap(benchWork, breaker.Policy[int](br))
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			benchSink, _ = get(env.ctx)
+		}
+		b.StopTimer()
+		benchRequireState(b, br, breaker.Open)
+	})
+}
+
+// BenchmarkHalfOpen: a call rejected because the half-open probe is in
+// flight.
+func BenchmarkHalfOpen(b *testing.B) {
+	benchEach(b, func(b *testing.B, env benchEnv) {
+		clock := fakeclock.New()
+		br := breaker.New("bench", env.options(breaker.WithClock(clock.Now))...)
+		benchTrip(b, env.ctx, br)
+		clock.Advance(breaker.DefaultOpenTimeout)
+		started, release, done := make(chan struct{}), make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = br.Call(env.ctx, func(context.Context) error {
+				close(started)
+				<-release
+				return nil
+			})
+		}()
+		<-started
+		b.Cleanup(func() { close(release); <-done })
+		get := resilience.Wrap(benchWork, breaker.Policy[int](br))
+		if _, err := get(env.ctx); !errors.Is(err, breaker.ErrOpen) {
+			b.Fatalf("got %v, want a half-open rejection", err)
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			benchSink, _ = get(env.ctx)
+		}
+		b.StopTimer()
+		benchRequireState(b, br, breaker.HalfOpen)
+	})
+}
+
+// BenchmarkFailing: a failing call through a closed breaker that stays
+// closed (its threshold is never reached).
+func BenchmarkFailing(b *testing.B) {
+	benchEach(b, func(b *testing.B, env benchEnv) {
+		br := breaker.New("bench", env.options(breaker.WithFailureThreshold(math.MaxInt))...)
+		get := resilience.Wrap(benchFail, breaker.Policy[int](br))
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			benchSink, _ = get(env.ctx)
+		}
+		b.StopTimer()
+		benchRequireState(b, br, breaker.Closed)
+	})
+}
+
+// BenchmarkTrip: one op is the three failing calls that open a closed
+// breaker, the last making the transition, and the Reset that closes it
+// again: two transitions, each reported (counter, span, and an event when
+// the caller's span records).
+func BenchmarkTrip(b *testing.B) {
+	benchEach(b, func(b *testing.B, env benchEnv) {
+		br := breaker.New("bench", env.options()...)
+		get := resilience.Wrap(benchFail, breaker.Policy[int](br))
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			for range breaker.DefaultFailureThreshold {
+				_, _ = get(env.ctx)
+			}
+			br.Reset(env.ctx)
+		}
+		b.StopTimer()
+		benchRequireState(b, br, breaker.Closed)
+	})
+}
+
+// BenchmarkNew: creating a breaker, with its telemetry registered.
+func BenchmarkNew(b *testing.B) {
+	benchEach(b, func(b *testing.B, env benchEnv) {
+		opts := env.options()
+		keep := make([]*breaker.Breaker, 0, 1024)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if len(keep) == cap(keep) {
+				keep = keep[:0]
+			}
+			keep = append(keep, breaker.New("bench", opts...))
+		}
+	})
+}

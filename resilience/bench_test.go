@@ -1,0 +1,180 @@
+package resilience_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/levee-go/levee/breaker"
+	"github.com/levee-go/levee/fallback"
+	"github.com/levee-go/levee/resilience"
+)
+
+// The benchmarks here watch the core and the composed pipeline for
+// regressions:
+//
+//	go test -run='^$' -bench=. -benchmem ./resilience
+//
+// Each runs three ways: sdk=none (no-op providers), sdk=on (an OpenTelemetry
+// SDK MeterProvider and a TracerProvider sampling every span) and
+// sdk=on+span (the SDK, and a recording span in the caller's context).
+// BenchmarkWithTimeout is the floor a Timeout cannot go below. The
+// comparison with other libraries lives in the bench module (bench/run.sh,
+// docs/performance.md).
+
+type benchEnv struct {
+	mp  metric.MeterProvider
+	tp  trace.TracerProvider
+	ctx context.Context
+}
+
+func benchEach(b *testing.B, bench func(b *testing.B, env benchEnv)) {
+	b.Run("sdk=none", func(b *testing.B) {
+		bench(b, benchEnv{mp: metricnoop.NewMeterProvider(), tp: tracenoop.NewTracerProvider(), ctx: context.Background()})
+	})
+	sdk := func(b *testing.B) benchEnv {
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+		tp := sdktrace.NewTracerProvider(
+			sdktrace.WithSampler(sdktrace.AlwaysSample()),
+			sdktrace.WithSyncer(tracetest.NewNoopExporter()))
+		b.Cleanup(func() {
+			_ = mp.Shutdown(context.Background())
+			_ = tp.Shutdown(context.Background())
+		})
+		return benchEnv{mp: mp, tp: tp, ctx: context.Background()}
+	}
+	b.Run("sdk=on", func(b *testing.B) { bench(b, sdk(b)) })
+	b.Run("sdk=on+span", func(b *testing.B) {
+		env := sdk(b)
+		ctx, span := env.tp.Tracer("bench").Start(context.Background(), "request")
+		b.Cleanup(func() { span.End() })
+		env.ctx = ctx
+		bench(b, env)
+	})
+}
+
+func (e benchEnv) timeout(d time.Duration, opts ...resilience.TimeoutOption) resilience.Policy[int] {
+	return resilience.Timeout[int](d, append([]resilience.TimeoutOption{
+		resilience.WithMeterProvider(e.mp), resilience.WithTracerProvider(e.tp)}, opts...)...)
+}
+
+func (e benchEnv) breaker(opts ...breaker.Option) *breaker.Breaker {
+	return breaker.New("bench", append([]breaker.Option{
+		breaker.WithMeterProvider(e.mp), breaker.WithTracerProvider(e.tp)}, opts...)...)
+}
+
+func (e benchEnv) fallback(v int) resilience.Policy[int] {
+	return fallback.Value(v, fallback.WithMeterProvider(e.mp), fallback.WithTracerProvider(e.tp))
+}
+
+var errBench = errors.New("bench: dependency failed")
+
+//go:noinline
+func benchWork(context.Context) (int, error) { return 1, nil }
+
+//go:noinline
+func benchFail(context.Context) (int, error) { return 0, errBench }
+
+//go:noinline
+func benchHonourDeadline(ctx context.Context) (int, error) { return 0, ctx.Err() }
+
+var benchSink int
+
+// benchCall calls get b.N times.
+func benchCall(b *testing.B, ctx context.Context, get resilience.Func[int]) {
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		benchSink, _ = get(ctx)
+	}
+}
+
+// BenchmarkWrap: a Func wrapped in no policy is the Func itself.
+func BenchmarkWrap(b *testing.B) {
+	benchCall(b, context.Background(), resilience.Wrap(benchWork))
+}
+
+// BenchmarkWithTimeout: context.WithTimeout and its cancel around the call,
+// without levee: the floor of BenchmarkTimeout.
+func BenchmarkWithTimeout(b *testing.B) {
+	ctx := context.Background()
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		tctx, cancel := context.WithTimeout(ctx, time.Second)
+		benchSink, _ = benchWork(tctx)
+		cancel()
+	}
+}
+
+// BenchmarkTimeout: a call that returns well within its Timeout.
+func BenchmarkTimeout(b *testing.B) {
+	benchEach(b, func(b *testing.B, env benchEnv) {
+		benchCall(b, env.ctx, resilience.Wrap(benchWork, env.timeout(time.Second)))
+	})
+}
+
+// BenchmarkTimeoutExceeded: a call whose deadline has passed when it runs
+// (the Timeout is 1ns) and that returns its context's error: the
+// levee.timeout.exceeded counter, the event when the span records, and the
+// error value.
+func BenchmarkTimeoutExceeded(b *testing.B) {
+	benchEach(b, func(b *testing.B, env benchEnv) {
+		get := resilience.Wrap(benchHonourDeadline, env.timeout(time.Nanosecond))
+		if _, err := get(env.ctx); !errors.Is(err, resilience.ErrTimeout) {
+			b.Fatalf("got %v, want a timeout", err)
+		}
+		benchCall(b, env.ctx, get)
+	})
+}
+
+// BenchmarkTimeoutReturnAtDeadline: a call within a ReturnAtDeadline
+// Timeout, which runs the function in a goroutine of its own.
+func BenchmarkTimeoutReturnAtDeadline(b *testing.B) {
+	benchEach(b, func(b *testing.B, env benchEnv) {
+		benchCall(b, env.ctx, resilience.Wrap(benchWork, env.timeout(time.Second, resilience.ReturnAtDeadline())))
+	})
+}
+
+// BenchmarkPipeline: fallback + breaker + timeout (outermost first), a
+// successful call: the breaker is closed and the fallback not needed.
+// Compare with BenchmarkWithTimeout.
+func BenchmarkPipeline(b *testing.B) {
+	benchEach(b, func(b *testing.B, env benchEnv) {
+		benchCall(b, env.ctx, resilience.Wrap(benchWork,
+			env.fallback(0), breaker.Policy[int](env.breaker()), env.timeout(time.Second)))
+	})
+}
+
+// BenchmarkPipelineOpen: the same pipeline while the breaker is open: the
+// breaker rejects the call before the timeout runs, and the fallback
+// answers for it.
+func BenchmarkPipelineOpen(b *testing.B) {
+	benchEach(b, func(b *testing.B, env benchEnv) {
+		br := env.breaker(breaker.WithOpenTimeout(time.Hour))
+		br.ForceOpen(env.ctx)
+		get := resilience.Wrap(benchWork, env.fallback(-1), breaker.Policy[int](br), env.timeout(time.Second))
+		if v, err := get(env.ctx); v != -1 || err != nil {
+			b.Fatalf("got %d, %v; want the fallback's answer", v, err)
+		}
+		benchCall(b, env.ctx, get)
+	})
+}
+
+// BenchmarkPipelineFailing: the same pipeline while the dependency fails
+// and the breaker, whose threshold is never reached, stays closed: the
+// fallback answers for every failure.
+func BenchmarkPipelineFailing(b *testing.B) {
+	benchEach(b, func(b *testing.B, env benchEnv) {
+		br := env.breaker(breaker.WithFailureThreshold(1 << 30))
+		benchCall(b, env.ctx, resilience.Wrap(benchFail, env.fallback(-1), breaker.Policy[int](br), env.timeout(time.Second)))
+	})
+}
