@@ -99,8 +99,10 @@ type StateChange struct {
 // Invalid settings are programming errors: New panics with a message naming
 // the setting (an empty name, WithFailureThreshold below 1, WithOpenTimeout
 // or WithRetryAfter not positive, a nil clock, predicate, listener or
-// provider). It registers the breaker's observable instruments with the
-// meter provider, so its state is reported from construction on.
+// provider). It registers the breaker with the meter provider, so its state
+// is reported from construction on. The provider reports the breaker for as
+// long as the provider lives: create breakers per dependency, at start-up,
+// not per request, and give each breaker of one provider its own name.
 func New(name string, opts ...Option) *Breaker {
 	cfg := config{
 		failureThreshold: DefaultFailureThreshold,
