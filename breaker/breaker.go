@@ -86,8 +86,8 @@ type StateChange struct {
 	// At is when the change was made, by the breaker's clock.
 	At time.Time
 	// ConsecutiveFailures is the failure count that opened the breaker:
-	// the threshold's worth from Closed, 1 for a failed probe; 0 for other
-	// changes.
+	// at least the threshold from Closed (more when failures arrive at
+	// once), 1 for a failed probe; 0 for other changes.
 	ConsecutiveFailures int
 	// Forced is true for a change made by ForceOpen or Reset.
 	Forced bool
@@ -234,10 +234,12 @@ func (b *Breaker) admit(ctx context.Context, p *period) (*period, error) {
 		case Open:
 			// With the real clock a timer makes the half-open
 			// transition, so a rejection reads no clock.
+			// The half-open period starts with its probe slot free and
+			// the caller takes it like any other: listeners run inside
+			// transition, and one that blocks or ends its goroutine must
+			// not be holding the slot.
 			if !p.forced && !b.realClock && !b.now().Before(p.until) {
-				if next := b.transition(ctx, p, HalfOpen, transitionCause{takeProbe: true}); next != nil {
-					return next, nil
-				}
+				b.transition(ctx, p, HalfOpen, transitionCause{})
 				p = b.current.Load()
 				continue
 			}
@@ -290,9 +292,8 @@ func (b *Breaker) record(ctx context.Context, p *period, o outcome, err error) {
 
 // transitionCause says why a transition is made.
 type transitionCause struct {
-	failures  int64 // the consecutive failures that opened the breaker
-	forced    bool  // ForceOpen or Reset
-	takeProbe bool  // the caller making Open -> HalfOpen is its probe
+	failures int64 // the consecutive failures that opened the breaker
+	forced   bool  // ForceOpen or Reset
 	// openFor is how long a transition to Open stays open when the
 	// failure asked for longer than the open timeout (WithRetryAfter).
 	openFor time.Duration
@@ -348,7 +349,6 @@ func (b *Breaker) transition(ctx context.Context, from *period, to State, cause 
 		}
 	case HalfOpen:
 		next.openErr = &OpenError{Name: b.name, State: HalfOpen, Until: now, now: b.now}
-		next.probe.Store(cause.takeProbe)
 	}
 	if from.timer != nil {
 		from.timer.Stop()
@@ -437,7 +437,9 @@ func (b *Breaker) notify(listener func(StateChange), change StateChange) {
 // rejected, and no probe is let through however long it stays open. It is
 // for an operator isolating a dependency during an incident. The transition
 // is reported like any other, marked forced; ctx parents its span. Forcing a
-// breaker that is already forced open does nothing.
+// breaker already open on its timeout reports an open -> open change, as the
+// period becomes one held open. Forcing a breaker that is already forced open
+// does nothing.
 func (b *Breaker) ForceOpen(ctx context.Context) {
 	for {
 		p := b.current.Load()

@@ -1212,3 +1212,33 @@ func TestBreaker_ListenerCallingGoexitDoesNotStopLaterDeliveries(t *testing.T) {
 	assert.Equal(t, breaker.Open, seen[0].From)
 	assert.Equal(t, breaker.Closed, seen[0].To)
 }
+
+func TestBreaker_ListenerEndingItsGoroutineOnHalfOpenLeavesNoProbeSlotTaken(t *testing.T) {
+	clock := fakeclock.New()
+	b := breaker.New("goexit-half-open",
+		breaker.WithFailureThreshold(1),
+		breaker.WithClock(clock.Now),
+		breaker.WithStateChangeListener(func(c breaker.StateChange) {
+			if c.To == breaker.HalfOpen {
+				runtime.Goexit() // as t.FailNow would inside a listener
+			}
+		}))
+	require.Error(t, b.Call(context.Background(), func(context.Context) error { return errors.New("down") }))
+	clock.Advance(breaker.DefaultOpenTimeout)
+
+	// The call that finds the open timeout passed makes the half-open
+	// transition; its listener ends that goroutine before the call runs.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = b.Call(context.Background(), func(context.Context) error { return nil })
+	}()
+	<-done
+	require.Equal(t, breaker.HalfOpen, b.State())
+
+	ran := false
+	require.NoError(t, b.Call(context.Background(), func(context.Context) error { ran = true; return nil }),
+		"the next call must be let through as the probe")
+	assert.True(t, ran)
+	assert.Equal(t, breaker.Closed, b.State())
+}

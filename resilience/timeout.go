@@ -44,10 +44,17 @@ func WithName(name string) TimeoutOption {
 
 // ReturnAtDeadline makes the Timeout return ErrTimeout as soon as its
 // deadline passes, even when the function ignores its context. The function
-// then runs in a goroutine of its own; once the deadline passes it is
-// abandoned: it runs to its end, its result is dropped, and it is counted in
-// levee.timeout.abandoned when it returns. The goroutine ends when the
-// function returns; nothing else is left behind.
+// then runs in a goroutine of its own; once the deadline passes, or the
+// caller's own context ends first, it is abandoned: it runs to its end, its
+// result is dropped, and it is counted in levee.timeout.abandoned when it
+// returns. The goroutine ends when the function returns; nothing else is
+// left behind.
+//
+// A panic in the function re-panics in the caller with the same value while
+// the caller waits; once the function is abandoned no caller is left to
+// receive it, so it is reported to otel.Handle instead of crashing the
+// process. A function that calls runtime.Goexit (as t.FailNow does) ends the
+// call with an error saying so.
 //
 // Default off: the Timeout is cooperative, runs the function in the caller's
 // goroutine and returns when the function does (a function that honours its
@@ -138,7 +145,7 @@ func newTimeoutCore(d time.Duration, cfg timeoutConfig) *timeoutCore {
 	telemetry.Handle(err)
 	abandoned, err := meter.Int64Counter(telemetry.MetricTimeoutAbandoned,
 		metric.WithUnit(telemetry.UnitCall),
-		metric.WithDescription("Functions abandoned at a timeout's deadline, counted when they return and their result is dropped."))
+		metric.WithDescription("Functions abandoned at a timeout's deadline or when their caller gave up, counted when they return and their result is dropped."))
 	telemetry.Handle(err)
 	name := telemetry.KeyPolicyName.String(cfg.name)
 	return &timeoutCore{
@@ -258,7 +265,10 @@ func (c *timeoutCore) dropAbandoned(ctx context.Context, panicked bool, panicVal
 	if c.abandoned != nil {
 		c.abandoned.Add(context.WithoutCancel(ctx), 1, c.addOpts...)
 	}
-	if panicked {
-		telemetry.Handle(fmt.Errorf("levee: timeout %s: abandoned function panicked: %v", c.name, panicVal))
+	switch {
+	case panicked && panicVal == nil:
+		telemetry.Handle(fmt.Errorf("levee: timeout %q: abandoned function called runtime.Goexit", c.name))
+	case panicked:
+		telemetry.Handle(fmt.Errorf("levee: timeout %q: abandoned function panicked: %v", c.name, panicVal))
 	}
 }

@@ -23,8 +23,9 @@ const (
 	// timeout fired before the function returned.
 	MetricTimeoutExceeded = "levee.timeout.exceeded"
 	// MetricTimeoutAbandoned is an Int64Counter, unit {call}: functions
-	// left running by a timeout that returned at its deadline, counted when
-	// they finally return and their result is dropped.
+	// left running by a ReturnAtDeadline timeout that returned at its
+	// deadline or when its caller gave up, counted when they finally
+	// return and their result is dropped.
 	MetricTimeoutAbandoned = "levee.timeout.abandoned"
 	// MetricFallbackExecutions is an Int64Counter, unit {call}: calls a
 	// fallback answered, by the type of the error it replaced.
