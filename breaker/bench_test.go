@@ -8,16 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel/metric"
-	metricnoop "go.opentelemetry.io/otel/metric/noop"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
-	"go.opentelemetry.io/otel/trace"
-	tracenoop "go.opentelemetry.io/otel/trace/noop"
-
 	"github.com/levee-go/levee/breaker"
 	"github.com/levee-go/levee/internal/fakeclock"
+	"github.com/levee-go/levee/internal/testkit"
 	"github.com/levee-go/levee/resilience"
 )
 
@@ -34,53 +27,18 @@ import (
 
 // benchEnv is the telemetry a benchmark's breaker reports to, and the
 // context its calls carry.
-type benchEnv struct {
-	mp  metric.MeterProvider
-	tp  trace.TracerProvider
-	ctx context.Context
+type benchEnv = testkit.BenchEnv
+
+func benchOptions(e benchEnv, opts ...breaker.Option) []breaker.Option {
+	return append([]breaker.Option{breaker.WithMeterProvider(e.MP), breaker.WithTracerProvider(e.TP)}, opts...)
 }
 
-func (e benchEnv) options(opts ...breaker.Option) []breaker.Option {
-	return append([]breaker.Option{breaker.WithMeterProvider(e.mp), breaker.WithTracerProvider(e.tp)}, opts...)
-}
-
-func benchNoSDK(*testing.B) benchEnv {
-	return benchEnv{mp: metricnoop.NewMeterProvider(), tp: tracenoop.NewTracerProvider(), ctx: context.Background()}
-}
-
-func benchSDK(b *testing.B) benchEnv {
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
-	tp := sdktrace.NewTracerProvider(
-		sdktrace.WithSampler(sdktrace.AlwaysSample()),
-		sdktrace.WithSyncer(tracetest.NewNoopExporter()))
-	b.Cleanup(func() {
-		_ = mp.Shutdown(context.Background())
-		_ = tp.Shutdown(context.Background())
-	})
-	return benchEnv{mp: mp, tp: tp, ctx: context.Background()}
-}
-
-func benchSDKSpan(b *testing.B) benchEnv {
-	env := benchSDK(b)
-	ctx, span := env.tp.Tracer("bench").Start(context.Background(), "request")
-	b.Cleanup(func() { span.End() })
-	env.ctx = ctx
-	return env
-}
-
-// benchEach runs bench once per telemetry setting.
-func benchEach(b *testing.B, bench func(b *testing.B, env benchEnv)) {
-	for _, setting := range []struct {
-		name string
-		env  func(*testing.B) benchEnv
-	}{
-		{"sdk=none", benchNoSDK},
-		{"sdk=on", benchSDK},
-		{"sdk=on+span", benchSDKSpan},
-	} {
-		b.Run(setting.name, func(b *testing.B) { bench(b, setting.env(b)) })
-	}
-}
+var (
+	benchNoSDK   = testkit.BenchNoSDK
+	benchSDK     = testkit.BenchSDK
+	benchSDKSpan = testkit.BenchSDKSpan
+	benchEach    = testkit.BenchEach
+)
 
 var errBench = errors.New("bench: dependency failed")
 
@@ -116,12 +74,12 @@ func benchTrip(b *testing.B, ctx context.Context, br *breaker.Breaker) {
 // pipeline (breaker.Policy), the path almost every call takes.
 func BenchmarkClosed(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
-		br := breaker.New("bench", env.options()...)
+		br := breaker.New("bench", benchOptions(env)...)
 		get := resilience.Wrap(benchWork, breaker.Policy[int](br))
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
-			benchSink, _ = get(env.ctx)
+			benchSink, _ = get(env.Ctx)
 		}
 		b.StopTimer()
 		benchRequireState(b, br, breaker.Closed)
@@ -131,11 +89,11 @@ func BenchmarkClosed(b *testing.B) {
 // BenchmarkClosedCall: the same through Breaker.Call.
 func BenchmarkClosedCall(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
-		br := breaker.New("bench", env.options()...)
+		br := breaker.New("bench", benchOptions(env)...)
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
-			_ = br.Call(env.ctx, benchWorkErr)
+			_ = br.Call(env.Ctx, benchWorkErr)
 		}
 	})
 }
@@ -145,9 +103,9 @@ func BenchmarkClosedCall(b *testing.B) {
 // the cores do not fight over the breaker's cache lines.
 func BenchmarkClosedParallel(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
-		br := breaker.New("bench", env.options()...)
+		br := breaker.New("bench", benchOptions(env)...)
 		get := resilience.Wrap(benchWork, breaker.Policy[int](br))
-		ctx := env.ctx
+		ctx := env.Ctx
 		start := benchStartPerCall(b)
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
@@ -191,13 +149,13 @@ func benchReportPerCall(b *testing.B, start runtime.MemStats) {
 // clock. With sdk=on+span each rejection adds an event to the span.
 func BenchmarkOpen(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
-		br := breaker.New("bench", env.options(breaker.WithOpenTimeout(time.Hour))...)
-		benchTrip(b, env.ctx, br)
+		br := breaker.New("bench", benchOptions(env, breaker.WithOpenTimeout(time.Hour))...)
+		benchTrip(b, env.Ctx, br)
 		get := resilience.Wrap(benchWork, breaker.Policy[int](br))
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
-			benchSink, _ = get(env.ctx)
+			benchSink, _ = get(env.Ctx)
 		}
 		b.StopTimer()
 		benchRequireState(b, br, breaker.Open)
@@ -207,10 +165,10 @@ func BenchmarkOpen(b *testing.B) {
 // BenchmarkOpenParallel: BenchmarkOpen from every core at once.
 func BenchmarkOpenParallel(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
-		br := breaker.New("bench", env.options(breaker.WithOpenTimeout(time.Hour))...)
-		benchTrip(b, env.ctx, br)
+		br := breaker.New("bench", benchOptions(env, breaker.WithOpenTimeout(time.Hour))...)
+		benchTrip(b, env.Ctx, br)
 		get := resilience.Wrap(benchWork, breaker.Policy[int](br))
-		ctx := env.ctx
+		ctx := env.Ctx
 		start := benchStartPerCall(b)
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
@@ -228,13 +186,13 @@ func BenchmarkOpenParallel(b *testing.B) {
 func BenchmarkOpenInjectedClock(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
 		clock := fakeclock.New()
-		br := breaker.New("bench", env.options(breaker.WithClock(clock.Now))...)
-		benchTrip(b, env.ctx, br)
+		br := breaker.New("bench", benchOptions(env, breaker.WithClock(clock.Now))...)
+		benchTrip(b, env.Ctx, br)
 		get := resilience.Wrap(benchWork, breaker.Policy[int](br))
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
-			benchSink, _ = get(env.ctx)
+			benchSink, _ = get(env.Ctx)
 		}
 		b.StopTimer()
 		benchRequireState(b, br, breaker.Open)
@@ -246,13 +204,13 @@ func BenchmarkOpenInjectedClock(b *testing.B) {
 func BenchmarkHalfOpen(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
 		clock := fakeclock.New()
-		br := breaker.New("bench", env.options(breaker.WithClock(clock.Now))...)
-		benchTrip(b, env.ctx, br)
+		br := breaker.New("bench", benchOptions(env, breaker.WithClock(clock.Now))...)
+		benchTrip(b, env.Ctx, br)
 		clock.Advance(breaker.DefaultOpenTimeout)
 		started, release, done := make(chan struct{}), make(chan struct{}), make(chan struct{})
 		go func() {
 			defer close(done)
-			_ = br.Call(env.ctx, func(context.Context) error {
+			_ = br.Call(env.Ctx, func(context.Context) error {
 				close(started)
 				<-release
 				return nil
@@ -261,13 +219,13 @@ func BenchmarkHalfOpen(b *testing.B) {
 		<-started
 		b.Cleanup(func() { close(release); <-done })
 		get := resilience.Wrap(benchWork, breaker.Policy[int](br))
-		if _, err := get(env.ctx); !errors.Is(err, breaker.ErrOpen) {
+		if _, err := get(env.Ctx); !errors.Is(err, breaker.ErrOpen) {
 			b.Fatalf("got %v, want a half-open rejection", err)
 		}
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
-			benchSink, _ = get(env.ctx)
+			benchSink, _ = get(env.Ctx)
 		}
 		b.StopTimer()
 		benchRequireState(b, br, breaker.HalfOpen)
@@ -278,12 +236,12 @@ func BenchmarkHalfOpen(b *testing.B) {
 // closed (its threshold is never reached).
 func BenchmarkFailing(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
-		br := breaker.New("bench", env.options(breaker.WithFailureThreshold(math.MaxInt))...)
+		br := breaker.New("bench", benchOptions(env, breaker.WithFailureThreshold(math.MaxInt))...)
 		get := resilience.Wrap(benchFail, breaker.Policy[int](br))
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
-			benchSink, _ = get(env.ctx)
+			benchSink, _ = get(env.Ctx)
 		}
 		b.StopTimer()
 		benchRequireState(b, br, breaker.Closed)
@@ -296,15 +254,15 @@ func BenchmarkFailing(b *testing.B) {
 // the caller's span records).
 func BenchmarkTrip(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
-		br := breaker.New("bench", env.options()...)
+		br := breaker.New("bench", benchOptions(env)...)
 		get := resilience.Wrap(benchFail, breaker.Policy[int](br))
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
 			for range breaker.DefaultFailureThreshold {
-				_, _ = get(env.ctx)
+				_, _ = get(env.Ctx)
 			}
-			br.Reset(env.ctx)
+			br.Reset(env.Ctx)
 		}
 		b.StopTimer()
 		benchRequireState(b, br, breaker.Closed)
@@ -314,7 +272,7 @@ func BenchmarkTrip(b *testing.B) {
 // BenchmarkNew: creating a breaker, with its telemetry registered.
 func BenchmarkNew(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
-		opts := env.options()
+		opts := benchOptions(env)
 		keep := make([]*breaker.Breaker, 0, 1024)
 		b.ReportAllocs()
 		b.ResetTimer()

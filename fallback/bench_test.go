@@ -6,16 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel/metric"
-	metricnoop "go.opentelemetry.io/otel/metric/noop"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
-	"go.opentelemetry.io/otel/trace"
-	tracenoop "go.opentelemetry.io/otel/trace/noop"
-
 	"github.com/levee-go/levee/breaker"
 	"github.com/levee-go/levee/fallback"
+	"github.com/levee-go/levee/internal/testkit"
 	"github.com/levee-go/levee/resilience"
 )
 
@@ -28,39 +21,17 @@ import (
 // sdk=on+span (the SDK, and a recording span in the caller's context, on
 // which each execution adds an event).
 
-type benchEnv struct {
-	mp  metric.MeterProvider
-	tp  trace.TracerProvider
-	ctx context.Context
-}
+// benchEnv is the telemetry a benchmark's policies report to, and the
+// context its calls carry.
+type benchEnv struct{ testkit.BenchEnv }
 
+// benchEach runs bench once per telemetry setting.
 func benchEach(b *testing.B, bench func(b *testing.B, env benchEnv)) {
-	b.Run("sdk=none", func(b *testing.B) {
-		bench(b, benchEnv{mp: metricnoop.NewMeterProvider(), tp: tracenoop.NewTracerProvider(), ctx: context.Background()})
-	})
-	sdk := func(b *testing.B) benchEnv {
-		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
-		tp := sdktrace.NewTracerProvider(
-			sdktrace.WithSampler(sdktrace.AlwaysSample()),
-			sdktrace.WithSyncer(tracetest.NewNoopExporter()))
-		b.Cleanup(func() {
-			_ = mp.Shutdown(context.Background())
-			_ = tp.Shutdown(context.Background())
-		})
-		return benchEnv{mp: mp, tp: tp, ctx: context.Background()}
-	}
-	b.Run("sdk=on", func(b *testing.B) { bench(b, sdk(b)) })
-	b.Run("sdk=on+span", func(b *testing.B) {
-		env := sdk(b)
-		ctx, span := env.tp.Tracer("bench").Start(context.Background(), "request")
-		b.Cleanup(func() { span.End() })
-		env.ctx = ctx
-		bench(b, env)
-	})
+	testkit.BenchEach(b, func(b *testing.B, env testkit.BenchEnv) { bench(b, benchEnv{env}) })
 }
 
 func (e benchEnv) options(opts ...fallback.Option) []fallback.Option {
-	return append([]fallback.Option{fallback.WithMeterProvider(e.mp), fallback.WithTracerProvider(e.tp)}, opts...)
+	return append([]fallback.Option{fallback.WithMeterProvider(e.MP), fallback.WithTracerProvider(e.TP)}, opts...)
 }
 
 // benchNotFound is an error type of the user's own: its error.type is
@@ -97,7 +68,7 @@ func benchCall(b *testing.B, ctx context.Context, get resilience.Func[int]) {
 // result on.
 func BenchmarkValue_Success(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
-		benchCall(b, env.ctx, resilience.Wrap(benchWork, fallback.Value(-1, env.options()...)))
+		benchCall(b, env.Ctx, resilience.Wrap(benchWork, fallback.Value(-1, env.options()...)))
 	})
 }
 
@@ -106,7 +77,7 @@ func BenchmarkValue_Success(b *testing.B) {
 // when the span records.
 func BenchmarkValue_Executed(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
-		benchCall(b, env.ctx, resilience.Wrap(benchFail, fallback.Value(-1, env.options()...)))
+		benchCall(b, env.Ctx, resilience.Wrap(benchFail, fallback.Value(-1, env.options()...)))
 	})
 }
 
@@ -114,7 +85,7 @@ func BenchmarkValue_Executed(b *testing.B) {
 // error of the user's own type, whose error.type is its Go type name.
 func BenchmarkValue_ExecutedUserErrorType(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
-		benchCall(b, env.ctx, resilience.Wrap(benchNotFoundErr, fallback.Value(-1, env.options()...)))
+		benchCall(b, env.Ctx, resilience.Wrap(benchNotFoundErr, fallback.Value(-1, env.options()...)))
 	})
 }
 
@@ -122,7 +93,7 @@ func BenchmarkValue_ExecutedUserErrorType(b *testing.B) {
 func BenchmarkFunc_Executed(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
 		answer := func(context.Context, error) (int, error) { return -1, nil }
-		benchCall(b, env.ctx, resilience.Wrap(benchFail, fallback.Func(answer, env.options()...)))
+		benchCall(b, env.Ctx, resilience.Wrap(benchFail, fallback.Func(answer, env.options()...)))
 	})
 }
 
@@ -131,12 +102,12 @@ func BenchmarkFunc_Executed(b *testing.B) {
 // an outage.
 func BenchmarkValue_OverOpenBreaker(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
-		br := breaker.New("bench", breaker.WithMeterProvider(env.mp), breaker.WithTracerProvider(env.tp), breaker.WithOpenTimeout(time.Hour))
-		br.ForceOpen(env.ctx)
+		br := breaker.New("bench", breaker.WithMeterProvider(env.MP), breaker.WithTracerProvider(env.TP), breaker.WithOpenTimeout(time.Hour))
+		br.ForceOpen(env.Ctx)
 		get := resilience.Wrap(benchWork, fallback.Value(-1, env.options()...), breaker.Policy[int](br))
-		if v, err := get(env.ctx); v != -1 || err != nil {
+		if v, err := get(env.Ctx); v != -1 || err != nil {
 			b.Fatalf("got %d, %v; want the fallback's answer", v, err)
 		}
-		benchCall(b, env.ctx, get)
+		benchCall(b, env.Ctx, get)
 	})
 }

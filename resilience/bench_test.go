@@ -6,16 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel/metric"
-	metricnoop "go.opentelemetry.io/otel/metric/noop"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
-	"go.opentelemetry.io/otel/trace"
-	tracenoop "go.opentelemetry.io/otel/trace/noop"
-
 	"github.com/levee-go/levee/breaker"
 	"github.com/levee-go/levee/fallback"
+	"github.com/levee-go/levee/internal/testkit"
 	"github.com/levee-go/levee/resilience"
 )
 
@@ -31,49 +24,27 @@ import (
 // comparison with other libraries lives in the bench module (bench/run.sh,
 // docs/performance.md).
 
-type benchEnv struct {
-	mp  metric.MeterProvider
-	tp  trace.TracerProvider
-	ctx context.Context
-}
+// benchEnv is the telemetry a benchmark's policies report to, and the
+// context its calls carry.
+type benchEnv struct{ testkit.BenchEnv }
 
+// benchEach runs bench once per telemetry setting.
 func benchEach(b *testing.B, bench func(b *testing.B, env benchEnv)) {
-	b.Run("sdk=none", func(b *testing.B) {
-		bench(b, benchEnv{mp: metricnoop.NewMeterProvider(), tp: tracenoop.NewTracerProvider(), ctx: context.Background()})
-	})
-	sdk := func(b *testing.B) benchEnv {
-		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
-		tp := sdktrace.NewTracerProvider(
-			sdktrace.WithSampler(sdktrace.AlwaysSample()),
-			sdktrace.WithSyncer(tracetest.NewNoopExporter()))
-		b.Cleanup(func() {
-			_ = mp.Shutdown(context.Background())
-			_ = tp.Shutdown(context.Background())
-		})
-		return benchEnv{mp: mp, tp: tp, ctx: context.Background()}
-	}
-	b.Run("sdk=on", func(b *testing.B) { bench(b, sdk(b)) })
-	b.Run("sdk=on+span", func(b *testing.B) {
-		env := sdk(b)
-		ctx, span := env.tp.Tracer("bench").Start(context.Background(), "request")
-		b.Cleanup(func() { span.End() })
-		env.ctx = ctx
-		bench(b, env)
-	})
+	testkit.BenchEach(b, func(b *testing.B, env testkit.BenchEnv) { bench(b, benchEnv{env}) })
 }
 
 func (e benchEnv) timeout(d time.Duration, opts ...resilience.TimeoutOption) resilience.Policy[int] {
 	return resilience.Timeout[int](d, append([]resilience.TimeoutOption{
-		resilience.WithMeterProvider(e.mp), resilience.WithTracerProvider(e.tp)}, opts...)...)
+		resilience.WithMeterProvider(e.MP), resilience.WithTracerProvider(e.TP)}, opts...)...)
 }
 
 func (e benchEnv) breaker(opts ...breaker.Option) *breaker.Breaker {
 	return breaker.New("bench", append([]breaker.Option{
-		breaker.WithMeterProvider(e.mp), breaker.WithTracerProvider(e.tp)}, opts...)...)
+		breaker.WithMeterProvider(e.MP), breaker.WithTracerProvider(e.TP)}, opts...)...)
 }
 
 func (e benchEnv) fallback(v int) resilience.Policy[int] {
-	return fallback.Value(v, fallback.WithMeterProvider(e.mp), fallback.WithTracerProvider(e.tp))
+	return fallback.Value(v, fallback.WithMeterProvider(e.MP), fallback.WithTracerProvider(e.TP))
 }
 
 var errBench = errors.New("bench: dependency failed")
@@ -118,7 +89,7 @@ func BenchmarkWithTimeout(b *testing.B) {
 // BenchmarkTimeout: a call that returns well within its Timeout.
 func BenchmarkTimeout(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
-		benchCall(b, env.ctx, resilience.Wrap(benchWork, env.timeout(time.Second)))
+		benchCall(b, env.Ctx, resilience.Wrap(benchWork, env.timeout(time.Second)))
 	})
 }
 
@@ -129,10 +100,10 @@ func BenchmarkTimeout(b *testing.B) {
 func BenchmarkTimeoutExceeded(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
 		get := resilience.Wrap(benchHonourDeadline, env.timeout(time.Nanosecond))
-		if _, err := get(env.ctx); !errors.Is(err, resilience.ErrTimeout) {
+		if _, err := get(env.Ctx); !errors.Is(err, resilience.ErrTimeout) {
 			b.Fatalf("got %v, want a timeout", err)
 		}
-		benchCall(b, env.ctx, get)
+		benchCall(b, env.Ctx, get)
 	})
 }
 
@@ -140,7 +111,7 @@ func BenchmarkTimeoutExceeded(b *testing.B) {
 // Timeout, which runs the function in a goroutine of its own.
 func BenchmarkTimeoutReturnAtDeadline(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
-		benchCall(b, env.ctx, resilience.Wrap(benchWork, env.timeout(time.Second, resilience.ReturnAtDeadline())))
+		benchCall(b, env.Ctx, resilience.Wrap(benchWork, env.timeout(time.Second, resilience.ReturnAtDeadline())))
 	})
 }
 
@@ -149,7 +120,7 @@ func BenchmarkTimeoutReturnAtDeadline(b *testing.B) {
 // Compare with BenchmarkWithTimeout.
 func BenchmarkPipeline(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
-		benchCall(b, env.ctx, resilience.Wrap(benchWork,
+		benchCall(b, env.Ctx, resilience.Wrap(benchWork,
 			env.fallback(0), breaker.Policy[int](env.breaker()), env.timeout(time.Second)))
 	})
 }
@@ -160,12 +131,12 @@ func BenchmarkPipeline(b *testing.B) {
 func BenchmarkPipelineOpen(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
 		br := env.breaker(breaker.WithOpenTimeout(time.Hour))
-		br.ForceOpen(env.ctx)
+		br.ForceOpen(env.Ctx)
 		get := resilience.Wrap(benchWork, env.fallback(-1), breaker.Policy[int](br), env.timeout(time.Second))
-		if v, err := get(env.ctx); v != -1 || err != nil {
+		if v, err := get(env.Ctx); v != -1 || err != nil {
 			b.Fatalf("got %d, %v; want the fallback's answer", v, err)
 		}
-		benchCall(b, env.ctx, get)
+		benchCall(b, env.Ctx, get)
 	})
 }
 
@@ -175,6 +146,6 @@ func BenchmarkPipelineOpen(b *testing.B) {
 func BenchmarkPipelineFailing(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
 		br := env.breaker(breaker.WithFailureThreshold(1 << 30))
-		benchCall(b, env.ctx, resilience.Wrap(benchFail, env.fallback(-1), breaker.Policy[int](br), env.timeout(time.Second)))
+		benchCall(b, env.Ctx, resilience.Wrap(benchFail, env.fallback(-1), breaker.Policy[int](br), env.timeout(time.Second)))
 	})
 }

@@ -1,0 +1,67 @@
+package testkit
+
+import (
+	"context"
+	"testing"
+
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+)
+
+// BenchEnv is the telemetry a benchmark's policies report to, and the
+// context its calls carry.
+type BenchEnv struct {
+	MP  metric.MeterProvider
+	TP  trace.TracerProvider
+	Ctx context.Context
+}
+
+// BenchNoSDK returns no-op providers and a background context: what a
+// program that installed no OpenTelemetry SDK has.
+func BenchNoSDK(testing.TB) BenchEnv {
+	return BenchEnv{MP: metricnoop.NewMeterProvider(), TP: tracenoop.NewTracerProvider(), Ctx: context.Background()}
+}
+
+// BenchSDK returns an SDK MeterProvider read by a ManualReader and an SDK
+// TracerProvider sampling every span, both shut down when tb ends.
+func BenchSDK(tb testing.TB) BenchEnv {
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	tp := sdktrace.NewTracerProvider(
+		sdktrace.WithSampler(sdktrace.AlwaysSample()),
+		sdktrace.WithSyncer(tracetest.NewNoopExporter()))
+	tb.Cleanup(func() {
+		_ = mp.Shutdown(context.Background())
+		_ = tp.Shutdown(context.Background())
+	})
+	return BenchEnv{MP: mp, TP: tp, Ctx: context.Background()}
+}
+
+// BenchSDKSpan is BenchSDK with a recording span in the context, as a
+// request handler's calls carry.
+func BenchSDKSpan(tb testing.TB) BenchEnv {
+	env := BenchSDK(tb)
+	ctx, span := env.TP.Tracer("bench").Start(context.Background(), "request")
+	tb.Cleanup(func() { span.End() })
+	env.Ctx = ctx
+	return env
+}
+
+// BenchEach runs bench once per telemetry setting, as sub-benchmarks named
+// sdk=none, sdk=on and sdk=on+span.
+func BenchEach(b *testing.B, bench func(b *testing.B, env BenchEnv)) {
+	for _, setting := range []struct {
+		name string
+		env  func(testing.TB) BenchEnv
+	}{
+		{"sdk=none", BenchNoSDK},
+		{"sdk=on", BenchSDK},
+		{"sdk=on+span", BenchSDKSpan},
+	} {
+		b.Run(setting.name, func(b *testing.B) { bench(b, setting.env(b)) })
+	}
+}
