@@ -51,8 +51,6 @@ func benchFail(context.Context) (int, error) { return 0, errBench }
 //go:noinline
 func benchWorkErr(context.Context) error { return nil }
 
-var benchSink int
-
 func benchRequireState(b *testing.B, br *breaker.Breaker, want breaker.State) {
 	b.Helper()
 	if got := br.State(); got != want {
@@ -76,11 +74,7 @@ func BenchmarkClosed(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
 		br := breaker.New("bench", benchOptions(env)...)
 		get := resilience.Wrap(benchWork, breaker.Policy[int](br))
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			benchSink, _ = get(env.Ctx)
-		}
+		testkit.BenchCall(b, env.Ctx, get)
 		b.StopTimer()
 		benchRequireState(b, br, breaker.Closed)
 	})
@@ -152,11 +146,7 @@ func BenchmarkOpen(b *testing.B) {
 		br := breaker.New("bench", benchOptions(env, breaker.WithOpenTimeout(time.Hour))...)
 		benchTrip(b, env.Ctx, br)
 		get := resilience.Wrap(benchWork, breaker.Policy[int](br))
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			benchSink, _ = get(env.Ctx)
-		}
+		testkit.BenchCall(b, env.Ctx, get)
 		b.StopTimer()
 		benchRequireState(b, br, breaker.Open)
 	})
@@ -189,11 +179,7 @@ func BenchmarkOpenInjectedClock(b *testing.B) {
 		br := breaker.New("bench", benchOptions(env, breaker.WithClock(clock.Now))...)
 		benchTrip(b, env.Ctx, br)
 		get := resilience.Wrap(benchWork, breaker.Policy[int](br))
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			benchSink, _ = get(env.Ctx)
-		}
+		testkit.BenchCall(b, env.Ctx, get)
 		b.StopTimer()
 		benchRequireState(b, br, breaker.Open)
 	})
@@ -222,11 +208,7 @@ func BenchmarkHalfOpen(b *testing.B) {
 		if _, err := get(env.Ctx); !errors.Is(err, breaker.ErrOpen) {
 			b.Fatalf("got %v, want a half-open rejection", err)
 		}
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			benchSink, _ = get(env.Ctx)
-		}
+		testkit.BenchCall(b, env.Ctx, get)
 		b.StopTimer()
 		benchRequireState(b, br, breaker.HalfOpen)
 	})
@@ -238,11 +220,7 @@ func BenchmarkFailing(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
 		br := breaker.New("bench", benchOptions(env, breaker.WithFailureThreshold(math.MaxInt))...)
 		get := resilience.Wrap(benchFail, breaker.Policy[int](br))
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			benchSink, _ = get(env.Ctx)
-		}
+		testkit.BenchCall(b, env.Ctx, get)
 		b.StopTimer()
 		benchRequireState(b, br, breaker.Closed)
 	})

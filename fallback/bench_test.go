@@ -54,21 +54,11 @@ func benchFail(context.Context) (int, error) { return 0, errBench }
 //go:noinline
 func benchNotFoundErr(context.Context) (int, error) { return 0, errBenchNotFound }
 
-var benchSink int
-
-func benchCall(b *testing.B, ctx context.Context, get resilience.Func[int]) {
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		benchSink, _ = get(ctx)
-	}
-}
-
 // BenchmarkValue_Success: the call succeeds; the fallback only passes the
 // result on.
 func BenchmarkValue_Success(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
-		benchCall(b, env.Ctx, resilience.Wrap(benchWork, fallback.Value(-1, env.options()...)))
+		testkit.BenchCall(b, env.Ctx, resilience.Wrap(benchWork, fallback.Value(-1, env.options()...)))
 	})
 }
 
@@ -77,7 +67,7 @@ func BenchmarkValue_Success(b *testing.B) {
 // when the span records.
 func BenchmarkValue_Executed(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
-		benchCall(b, env.Ctx, resilience.Wrap(benchFail, fallback.Value(-1, env.options()...)))
+		testkit.BenchCall(b, env.Ctx, resilience.Wrap(benchFail, fallback.Value(-1, env.options()...)))
 	})
 }
 
@@ -85,7 +75,7 @@ func BenchmarkValue_Executed(b *testing.B) {
 // error of the user's own type, whose error.type is its Go type name.
 func BenchmarkValue_ExecutedUserErrorType(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
-		benchCall(b, env.Ctx, resilience.Wrap(benchNotFoundErr, fallback.Value(-1, env.options()...)))
+		testkit.BenchCall(b, env.Ctx, resilience.Wrap(benchNotFoundErr, fallback.Value(-1, env.options()...)))
 	})
 }
 
@@ -93,7 +83,7 @@ func BenchmarkValue_ExecutedUserErrorType(b *testing.B) {
 func BenchmarkFunc_Executed(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
 		answer := func(context.Context, error) (int, error) { return -1, nil }
-		benchCall(b, env.Ctx, resilience.Wrap(benchFail, fallback.Func(answer, env.options()...)))
+		testkit.BenchCall(b, env.Ctx, resilience.Wrap(benchFail, fallback.Func(answer, env.options()...)))
 	})
 }
 
@@ -108,6 +98,6 @@ func BenchmarkValue_OverOpenBreaker(b *testing.B) {
 		if v, err := get(env.Ctx); v != -1 || err != nil {
 			b.Fatalf("got %d, %v; want the fallback's answer", v, err)
 		}
-		benchCall(b, env.Ctx, get)
+		testkit.BenchCall(b, env.Ctx, get)
 	})
 }

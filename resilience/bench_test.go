@@ -60,18 +60,9 @@ func benchHonourDeadline(ctx context.Context) (int, error) { return 0, ctx.Err()
 
 var benchSink int
 
-// benchCall calls get b.N times.
-func benchCall(b *testing.B, ctx context.Context, get resilience.Func[int]) {
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		benchSink, _ = get(ctx)
-	}
-}
-
 // BenchmarkWrap: a Func wrapped in no policy is the Func itself.
 func BenchmarkWrap(b *testing.B) {
-	benchCall(b, context.Background(), resilience.Wrap(benchWork))
+	testkit.BenchCall(b, context.Background(), resilience.Wrap(benchWork))
 }
 
 // BenchmarkWithTimeout: context.WithTimeout and its cancel around the call,
@@ -89,7 +80,7 @@ func BenchmarkWithTimeout(b *testing.B) {
 // BenchmarkTimeout: a call that returns well within its Timeout.
 func BenchmarkTimeout(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
-		benchCall(b, env.Ctx, resilience.Wrap(benchWork, env.timeout(time.Second)))
+		testkit.BenchCall(b, env.Ctx, resilience.Wrap(benchWork, env.timeout(time.Second)))
 	})
 }
 
@@ -103,7 +94,7 @@ func BenchmarkTimeoutExceeded(b *testing.B) {
 		if _, err := get(env.Ctx); !errors.Is(err, resilience.ErrTimeout) {
 			b.Fatalf("got %v, want a timeout", err)
 		}
-		benchCall(b, env.Ctx, get)
+		testkit.BenchCall(b, env.Ctx, get)
 	})
 }
 
@@ -111,7 +102,7 @@ func BenchmarkTimeoutExceeded(b *testing.B) {
 // Timeout, which runs the function in a goroutine of its own.
 func BenchmarkTimeoutReturnAtDeadline(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
-		benchCall(b, env.Ctx, resilience.Wrap(benchWork, env.timeout(time.Second, resilience.ReturnAtDeadline())))
+		testkit.BenchCall(b, env.Ctx, resilience.Wrap(benchWork, env.timeout(time.Second, resilience.ReturnAtDeadline())))
 	})
 }
 
@@ -120,7 +111,7 @@ func BenchmarkTimeoutReturnAtDeadline(b *testing.B) {
 // Compare with BenchmarkWithTimeout.
 func BenchmarkPipeline(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
-		benchCall(b, env.Ctx, resilience.Wrap(benchWork,
+		testkit.BenchCall(b, env.Ctx, resilience.Wrap(benchWork,
 			env.fallback(0), breaker.Policy[int](env.breaker()), env.timeout(time.Second)))
 	})
 }
@@ -136,7 +127,7 @@ func BenchmarkPipelineOpen(b *testing.B) {
 		if v, err := get(env.Ctx); v != -1 || err != nil {
 			b.Fatalf("got %d, %v; want the fallback's answer", v, err)
 		}
-		benchCall(b, env.Ctx, get)
+		testkit.BenchCall(b, env.Ctx, get)
 	})
 }
 
@@ -146,6 +137,6 @@ func BenchmarkPipelineOpen(b *testing.B) {
 func BenchmarkPipelineFailing(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
 		br := env.breaker(breaker.WithFailureThreshold(1 << 30))
-		benchCall(b, env.Ctx, resilience.Wrap(benchFail, env.fallback(-1), breaker.Policy[int](br), env.timeout(time.Second)))
+		testkit.BenchCall(b, env.Ctx, resilience.Wrap(benchFail, env.fallback(-1), breaker.Policy[int](br), env.timeout(time.Second)))
 	})
 }

@@ -65,3 +65,21 @@ func BenchEach(b *testing.B, bench func(b *testing.B, env BenchEnv)) {
 		b.Run(setting.name, func(b *testing.B) { bench(b, setting.env(b)) })
 	}
 }
+
+// benchSink keeps the compiler from discarding the benchmarked calls.
+var benchSink any
+
+// BenchCall measures get called b.N times with ctx, reporting allocations.
+// The timer is still running when it returns: stop it before checking
+// anything about the run.
+func BenchCall[T any](b *testing.B, ctx context.Context, get func(context.Context) (T, error)) {
+	b.ReportAllocs()
+	b.ResetTimer()
+	var last T
+	for i := 0; i < b.N; i++ {
+		last, _ = get(ctx)
+	}
+	b.StopTimer() // boxing last may allocate: keep it out of the measure
+	benchSink = last
+	b.StartTimer()
+}
