@@ -2,6 +2,7 @@ package breaker
 
 import (
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/levee-go/levee/telemetry"
@@ -14,33 +15,38 @@ var ErrOpen = errors.New("levee: circuit breaker is open")
 
 // OpenError is the error of a call a breaker rejected without running it.
 // It matches ErrOpen. All rejections of one open (or half-open) period share
-// one OpenError value, so a rejection allocates nothing: treat it as
-// read-only.
+// one OpenError value, so a rejection allocates nothing; it has no exported
+// fields, and its methods only read, so sharing it is safe.
 type OpenError struct {
-	// Name is the breaker's name.
-	Name string
-	// State is the state that rejected the call: Open, or HalfOpen while
-	// the probe is in flight.
-	State State
-	// Until is when an open breaker lets a probe through. It is zero while
-	// the breaker is held open by ForceOpen, and the moment the breaker
-	// became half-open for a half-open rejection.
-	Until time.Time
-
+	name        string
+	state       State
+	until       time.Time
 	forced      bool
 	openTimeout time.Duration
-	now         func() time.Time
 }
+
+// Name returns the name of the breaker that rejected the call.
+func (e *OpenError) Name() string { return e.name }
+
+// State returns the state that rejected the call: Open, or HalfOpen while
+// the probe is in flight.
+func (e *OpenError) State() State { return e.state }
+
+// Until returns when the breaker lets a probe through: the end of the open
+// period for an open breaker, the moment the breaker became half-open for a
+// half-open rejection, and the zero time while the breaker is held open by
+// ForceOpen (no probe is scheduled).
+func (e *OpenError) Until() time.Time { return e.until }
 
 // Error says which breaker rejected the call and why.
 func (e *OpenError) Error() string {
 	switch {
 	case e.forced:
-		return "levee: circuit breaker " + quote(e.Name) + " is forced open"
-	case e.State == HalfOpen:
-		return "levee: circuit breaker " + quote(e.Name) + " is half-open and its probe is in flight"
+		return "levee: circuit breaker " + strconv.Quote(e.name) + " is forced open"
+	case e.state == HalfOpen:
+		return "levee: circuit breaker " + strconv.Quote(e.name) + " is half-open and its probe is in flight"
 	}
-	return "levee: circuit breaker " + quote(e.Name) + " is open"
+	return "levee: circuit breaker " + strconv.Quote(e.name) + " is open"
 }
 
 // Is reports whether target is ErrOpen.
@@ -50,22 +56,17 @@ func (e *OpenError) Is(target error) bool { return target == ErrOpen }
 func (e *OpenError) ErrorType() string { return telemetry.ErrorTypeCircuitOpen }
 
 // RetryAfter returns how long until the breaker lets a probe through: the
-// time left of the open timeout, read from the breaker's clock, and 0 once it
-// has passed or while a half-open probe is in flight. While the breaker is
-// held open by ForceOpen no probe is scheduled; RetryAfter then returns the
-// breaker's open timeout as a hint. It is meant for Retry-After headers and
-// client back-off.
+// time left of the open period, and 0 once it has passed or while a
+// half-open probe is in flight. While the breaker is held open by ForceOpen
+// no probe is scheduled; RetryAfter then returns the breaker's open timeout
+// as a hint. It is meant for Retry-After headers and client back-off, and
+// reads the clock.
 func (e *OpenError) RetryAfter() time.Duration {
 	if e.forced {
 		return e.openTimeout
 	}
-	if e.Until.IsZero() || e.now == nil {
+	if e.until.IsZero() {
 		return 0
 	}
-	if d := e.Until.Sub(e.now()); d > 0 {
-		return d
-	}
-	return 0
+	return max(time.Until(e.until), 0)
 }
-
-func quote(s string) string { return `"` + s + `"` }

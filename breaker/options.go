@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/levee-go/levee/internal/emit"
+
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -25,25 +27,22 @@ type config struct {
 	failureThreshold int
 	openTimeout      time.Duration
 	retryAfterLimit  time.Duration
-	now              func() time.Time
-	clockSet         bool
 	isFailure        func(error) bool
+	isIgnored        func(error) bool
 	listeners        []func(StateChange)
 	tracerProvider   trace.TracerProvider
 	meterProvider    metric.MeterProvider
 	problems         []string
 }
 
-func (c *config) refuse(format string, args ...any) {
-	c.problems = append(c.problems, fmt.Sprintf(format, args...))
-}
+func (c *config) refuse(problem string) { c.problems = append(c.problems, problem) }
 
 // WithFailureThreshold sets how many consecutive failures open the breaker.
 // Default 3. n must be at least 1; New panics otherwise.
 func WithFailureThreshold(n int) Option {
 	return func(c *config) {
 		if n < 1 {
-			c.refuse("WithFailureThreshold: must be at least 1, got %d", n)
+			c.refuse(fmt.Sprintf("WithFailureThreshold: must be at least 1, got %d", n))
 		}
 		c.failureThreshold = n
 	}
@@ -55,7 +54,7 @@ func WithFailureThreshold(n int) Option {
 func WithOpenTimeout(d time.Duration) Option {
 	return func(c *config) {
 		if d <= 0 {
-			c.refuse("WithOpenTimeout: must be positive, got %v", d)
+			c.refuse(fmt.Sprintf("WithOpenTimeout: must be positive, got %v", d))
 		}
 		c.openTimeout = d
 	}
@@ -76,28 +75,9 @@ func WithOpenTimeout(d time.Duration) Option {
 func WithRetryAfter(limit time.Duration) Option {
 	return func(c *config) {
 		if limit <= 0 {
-			c.refuse("WithRetryAfter: limit must be positive, got %v", limit)
+			c.refuse(fmt.Sprintf("WithRetryAfter: limit must be positive, got %v", limit))
 		}
 		c.retryAfterLimit = limit
-	}
-}
-
-// WithClock sets the clock the breaker reads, for tests: pass a fake clock's
-// Now and advance it instead of sleeping. Default time.Now.
-//
-// With the default clock an open breaker arms a timer for the moment it may
-// half-open, so rejections read no clock and the half-open transition is
-// reported when it happens. With an injected clock there is no timer: the
-// breaker compares the clock with the open timeout when a call arrives or
-// State is read, which keeps tests deterministic. now must not be nil; New
-// panics otherwise.
-func WithClock(now func() time.Time) Option {
-	return func(c *config) {
-		if now == nil {
-			c.refuse("WithClock: now must not be nil")
-		}
-		c.now = now
-		c.clockSet = true
 	}
 }
 
@@ -105,8 +85,9 @@ func WithClock(now func() time.Time) Option {
 // non-nil error the guarded function returns; when it returns false the call
 // counts as a success (a "not found", say, proves the dependency is up).
 // Default: every non-nil error is a failure. Errors caused by the caller's
-// own context ending are never counted, whatever isFailure says. isFailure
-// must be safe for concurrent use and must not be nil; New panics otherwise.
+// own context ending are never counted, whatever isFailure says, nor are the
+// errors WithIsIgnored names. isFailure must be safe for concurrent use and
+// must not be nil; New panics otherwise.
 func WithIsFailure(isFailure func(error) bool) Option {
 	return func(c *config) {
 		if isFailure == nil {
@@ -116,18 +97,39 @@ func WithIsFailure(isFailure func(error) bool) Option {
 	}
 }
 
+// WithIsIgnored sets which errors count as neither success nor failure,
+// like the errors of a caller whose context ended: they say nothing about
+// the dependency (a request the caller got wrong, a validation error). An
+// ignored call leaves the consecutive-failure count as it was, and as a
+// half-open probe it frees the probe slot without closing or opening the
+// breaker; levee.circuit_breaker.calls counts it as "ignored". It is
+// called with each non-nil error before WithIsFailure's predicate.
+// Default: none. isIgnored must be safe for concurrent use and must not be
+// nil; New panics otherwise.
+func WithIsIgnored(isIgnored func(error) bool) Option {
+	return func(c *config) {
+		if isIgnored == nil {
+			c.refuse("WithIsIgnored: isIgnored must not be nil")
+		}
+		c.isIgnored = isIgnored
+	}
+}
+
 // WithStateChangeListener adds a function called after each state change,
 // with the breaker's name, the states left and entered and why. The option
 // may be given several times; listeners are called in the order given.
 //
-// Listeners run after the change is made and never while the breaker holds a
-// lock, so a listener may call the breaker. Changes reach listeners one at a
+// Listeners run after the change is made, on a goroutine of the breaker's
+// that lives only while changes are waiting, never while the breaker holds a
+// lock, so a listener may call the breaker; no call waits for a listener,
+// not even the call that caused the change. Changes reach listeners one at a
 // time and in the order they happened. A listener that panics is recovered
-// and reported to the OpenTelemetry error handler (otel.Handle); the call
-// that caused the change keeps its own result. A listener that blocks holds
-// up only the goroutine delivering changes, never the breaker's other calls;
-// changes made meanwhile are queued and delivered when it returns. Default:
-// none. listener must not be nil; New panics otherwise.
+// and reported to the OpenTelemetry error handler (otel.Handle). A listener
+// that blocks delays only the changes after it, which wait in a queue of at
+// most 1024 (later ones are dropped and reported to otel.Handle); one that
+// calls runtime.Goexit misses the rest of that change's listeners, and
+// delivery goes on. Default: none. listener must not be nil; New panics
+// otherwise.
 func WithStateChangeListener(listener func(StateChange)) Option {
 	return func(c *config) {
 		if listener == nil {
@@ -141,8 +143,8 @@ func WithStateChangeListener(listener func(StateChange)) Option {
 // Default: otel.GetTracerProvider() at construction.
 func WithTracerProvider(tp trace.TracerProvider) Option {
 	return func(c *config) {
-		if tp == nil {
-			c.refuse("WithTracerProvider: provider must not be nil")
+		if problem := emit.CheckProvider("WithTracerProvider", tp); problem != "" {
+			c.refuse(problem)
 		}
 		c.tracerProvider = tp
 	}
@@ -152,8 +154,8 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 // otel.GetMeterProvider() at construction.
 func WithMeterProvider(mp metric.MeterProvider) Option {
 	return func(c *config) {
-		if mp == nil {
-			c.refuse("WithMeterProvider: provider must not be nil")
+		if problem := emit.CheckProvider("WithMeterProvider", mp); problem != "" {
+			c.refuse(problem)
 		}
 		c.meterProvider = mp
 	}

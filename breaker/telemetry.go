@@ -2,7 +2,6 @@ package breaker
 
 import (
 	"context"
-	"fmt"
 	"reflect"
 	"sync"
 	"sync/atomic"
@@ -13,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/levee-go/levee/internal/emit"
 	"github.com/levee-go/levee/telemetry"
 )
 
@@ -25,6 +25,10 @@ type instruments struct {
 	name   string
 	tracer trace.Tracer
 	meter  *meterInstruments
+	// The providers as given (nil for the globals), for a pipeline that
+	// reports under the breaker's telemetry.
+	tracerProvider trace.TracerProvider
+	meterProvider  metric.MeterProvider
 
 	// rejectedOpts are the options of the levee.circuit_breaker.rejected
 	// event, by state, built the first time a recording span sees a
@@ -35,49 +39,48 @@ type instruments struct {
 func newInstruments(b *Breaker, tp trace.TracerProvider, mp metric.MeterProvider) *instruments {
 	mi := meterInstrumentsFor(mp)
 	mi.register(b)
-	return &instruments{name: b.name, tracer: telemetry.Tracer(tp), meter: mi}
+	return &instruments{name: b.name, tracer: emit.Tracer(tp), meter: mi, tracerProvider: tp, meterProvider: mp}
 }
 
 // meterInstruments are the breaker instruments of one MeterProvider, and the
 // breakers that report to it. One callback, registered when the first
-// breaker is, observes them all. The provider keeps that callback, and so
-// its breakers, for as long as it lives, as it kept each breaker's own
-// callback before; nothing else holds them.
+// breaker is, observes them all. It holds the breakers weakly: a breaker
+// nobody else references is garbage, and stops being reported.
 type meterInstruments struct {
 	transitions metric.Int64Counter
 	stateGauge  metric.Int64ObservableUpDownCounter
 	calls       metric.Int64ObservableCounter
 
 	mu       sync.Mutex
-	breakers []*Breaker // append-only: a collection reads a snapshot
+	breakers []weak.Pointer[Breaker]
 }
 
 func newMeterInstruments(mp metric.MeterProvider) *meterInstruments {
-	meter := telemetry.Meter(mp)
+	meter := emit.Meter(mp)
 	mi := &meterInstruments{}
 	var err error
 	mi.transitions, err = meter.Int64Counter(telemetry.MetricBreakerTransitions,
 		metric.WithUnit(telemetry.UnitTransition),
 		metric.WithDescription("State changes of circuit breakers."))
-	telemetry.Handle(err)
+	emit.Handle(err)
 	mi.stateGauge, err = meter.Int64ObservableUpDownCounter(telemetry.MetricBreakerState,
 		metric.WithUnit(telemetry.UnitState),
 		metric.WithDescription("Circuit breaker state: 1 for the current state, 0 for the others."))
-	telemetry.Handle(err)
+	emit.Handle(err)
 	mi.calls, err = meter.Int64ObservableCounter(telemetry.MetricBreakerCalls,
 		metric.WithUnit(telemetry.UnitCall),
 		metric.WithDescription("Calls seen by circuit breakers, by outcome."))
-	telemetry.Handle(err)
+	emit.Handle(err)
 	if mi.stateGauge != nil && mi.calls != nil {
 		_, err = meter.RegisterCallback(mi.observe, mi.stateGauge, mi.calls)
-		telemetry.Handle(err)
+		emit.Handle(err)
 	}
 	return mi
 }
 
 func (mi *meterInstruments) register(b *Breaker) {
 	mi.mu.Lock()
-	mi.breakers = append(mi.breakers, b)
+	mi.breakers = append(mi.breakers, weak.Make(b))
 	mi.mu.Unlock()
 }
 
@@ -94,15 +97,13 @@ var outcomeValues = [numOutcomes]string{
 // sets are built here, at collection, rather than kept by each breaker: 7
 // sets would cost a breaker more than everything else it holds.
 func (mi *meterInstruments) observe(_ context.Context, o metric.Observer) error {
-	mi.mu.Lock()
-	breakers := mi.breakers
-	mi.mu.Unlock()
+	breakers := mi.live()
 	// One option slice serves every observation: the observer reads it
 	// and keeps only the attribute set.
 	opts := make([]metric.ObserveOption, 1)
 	for _, b := range breakers {
 		name := telemetry.KeyPolicyName.String(b.name)
-		current := b.peekState()
+		current := b.State()
 		for _, s := range allStates {
 			var v int64
 			if s == current {
@@ -117,6 +118,23 @@ func (mi *meterInstruments) observe(_ context.Context, o metric.Observer) error 
 		}
 	}
 	return nil
+}
+
+// live returns the breakers still referenced, and forgets the others.
+func (mi *meterInstruments) live() []*Breaker {
+	mi.mu.Lock()
+	defer mi.mu.Unlock()
+	breakers := make([]*Breaker, 0, len(mi.breakers))
+	kept := mi.breakers[:0]
+	for _, w := range mi.breakers {
+		if b := w.Value(); b != nil {
+			breakers = append(breakers, b)
+			kept = append(kept, w)
+		}
+	}
+	clear(mi.breakers[len(kept):])
+	mi.breakers = kept
+	return breakers
 }
 
 // meterCache finds the meterInstruments of a MeterProvider. It holds both
@@ -196,34 +214,34 @@ func (tel *instruments) rejected(ctx context.Context, s State) {
 		}
 		tel.rejectedOpts.Store(opts)
 	}
-	span.AddEvent(telemetry.EventBreakerRejected, opts[s]...)
+	emit.Guard("circuit breaker telemetry", func() { span.AddEvent(telemetry.EventBreakerRejected, opts[s]...) })
 }
 
 // transitioned reports a state change: the transitions counter, an INTERNAL
-// span that is a child of the caller's span (a root span when no call is
-// behind the change), and an event on the caller's span when it is
-// recording.
-func (tel *instruments) transitioned(ctx context.Context, c StateChange) {
-	name := telemetry.KeyPolicyName.String(tel.name)
-	if transitions := tel.meter.transitions; transitions != nil {
-		transitions.Add(ctx, 1, metric.WithAttributeSet(attribute.NewSet(name,
-			telemetry.KeyBreakerFrom.String(c.From.telemetryValue()),
-			telemetry.KeyBreakerTo.String(c.To.telemetryValue()))))
-	}
-	attrs := []attribute.KeyValue{
-		name,
-		telemetry.KeyBreakerFrom.String(c.From.telemetryValue()),
-		telemetry.KeyBreakerTo.String(c.To.telemetryValue()),
-		telemetry.KeyBreakerConsecutiveFailures.Int(c.ConsecutiveFailures),
-		telemetry.KeyBreakerForced.Bool(c.Forced),
-	}
-	_, span := tel.tracer.Start(ctx, telemetry.SpanBreakerTransition,
-		trace.WithSpanKind(trace.SpanKindInternal),
-		trace.WithAttributes(attrs...))
-	span.End()
-	telemetry.AddEvent(ctx, telemetry.EventBreakerTransition, attrs...)
-}
-
-func (tel *instruments) listenerPanicked(c StateChange, r any) {
-	telemetry.Handle(fmt.Errorf("levee: circuit breaker %q: state-change listener panicked on %s -> %s: %v", tel.name, c.From, c.To, r))
+// span that is a child of the caller's span, and an event on the caller's
+// span when it is recording. A change no call caused (the open timer) starts
+// a root span linked to the span of the call that opened the breaker. A
+// fault in the telemetry (an exporter that panics) is reported to
+// otel.Handle and never reaches the caller.
+func (tel *instruments) transitioned(ctx context.Context, c StateChange, openedBy trace.SpanContext) {
+	emit.Guard("circuit breaker telemetry", func() {
+		name := telemetry.KeyPolicyName.String(tel.name)
+		from := telemetry.KeyBreakerFrom.String(c.From.telemetryValue())
+		to := telemetry.KeyBreakerTo.String(c.To.telemetryValue())
+		if transitions := tel.meter.transitions; transitions != nil {
+			transitions.Add(ctx, 1, metric.WithAttributeSet(attribute.NewSet(name, from, to)))
+		}
+		attrs := []attribute.KeyValue{
+			name, from, to,
+			telemetry.KeyBreakerConsecutiveFailures.Int(c.ConsecutiveFailures),
+			telemetry.KeyBreakerForced.Bool(c.Forced),
+		}
+		opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(attrs...)}
+		if !trace.SpanContextFromContext(ctx).IsValid() && openedBy.IsValid() {
+			opts = append(opts, trace.WithLinks(trace.Link{SpanContext: openedBy}))
+		}
+		_, span := tel.tracer.Start(ctx, telemetry.SpanBreakerTransition, opts...)
+		span.End()
+		emit.AddEvent(ctx, telemetry.EventBreakerTransition, attrs...)
+	})
 }

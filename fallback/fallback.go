@@ -3,29 +3,30 @@ package fallback
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/trace"
 
+	"github.com/levee-go/levee/internal/emit"
 	"github.com/levee-go/levee/resilience"
 	"github.com/levee-go/levee/telemetry"
 )
 
-// DefaultName is the levee.policy.name of a fallback given no WithName.
+// DefaultName is the levee.policy.name of a fallback applied outside any
+// pipeline (its Apply called directly); in a pipeline it reports under the
+// pipeline's name (see resilience.WrapWith and resilience.Named).
 const DefaultName = "fallback"
 
 // Option configures a fallback at construction.
 type Option func(*config)
 
 type config struct {
-	name           string
-	handles        func(error) bool
-	tracerProvider trace.TracerProvider
-	meterProvider  metric.MeterProvider
-	problems       []string
+	handles  func(error) bool
+	problems []string
 }
 
 // If restricts the fallback to errors for which pred returns true; other
@@ -41,43 +42,10 @@ func If(pred func(error) bool) Option {
 	}
 }
 
-// WithName sets the fallback's instance name, reported as levee.policy.name.
-// Default "fallback"; must not be empty.
-func WithName(name string) Option {
-	return func(c *config) {
-		if name == "" {
-			c.problems = append(c.problems, "WithName: name must not be empty")
-		}
-		c.name = name
-	}
-}
-
-// WithTracerProvider is accepted so that every levee policy is configured
-// alike. A fallback starts no span of its own: its levee.fallback.executed
-// event goes on the caller's span, whatever provider made it. Default:
-// otel.GetTracerProvider(); must not be nil.
-func WithTracerProvider(tp trace.TracerProvider) Option {
-	return func(c *config) {
-		if tp == nil {
-			c.problems = append(c.problems, "WithTracerProvider: provider must not be nil")
-		}
-		c.tracerProvider = tp
-	}
-}
-
-// WithMeterProvider sets where levee.fallback.executions goes. Default:
-// otel.GetMeterProvider() at construction.
-func WithMeterProvider(mp metric.MeterProvider) Option {
-	return func(c *config) {
-		if mp == nil {
-			c.problems = append(c.problems, "WithMeterProvider: provider must not be nil")
-		}
-		c.meterProvider = mp
-	}
-}
-
 // Value returns a policy that answers v, with no error, when the call fails
-// with an error it handles (every error unless If says otherwise).
+// with an error it handles (every error unless If says otherwise) and the
+// caller is still there: a call whose own context has ended gets its error,
+// never a fallback.
 // Invalid options panic at construction, naming the option. The policy is
 // safe for concurrent use; v is returned as is, so share only values that
 // callers do not modify.
@@ -87,8 +55,8 @@ func Value[T any](v T, opts ...Option) resilience.Policy[T] {
 
 // Func returns a policy that calls f with the call's context and error when
 // the call fails with an error it handles (every error unless If says
-// otherwise), and returns what f returns: the caller gets f's result and
-// error.
+// otherwise) and the caller's context has not ended, and returns what f
+// returns: the caller gets f's result and error.
 //
 // When f fails too, the caller's error wraps both f's error and the original
 // one, so that errors.Is and errors.As find either; its message names both.
@@ -104,7 +72,7 @@ func Func[T any](f func(ctx context.Context, err error) (T, error), opts ...Opti
 }
 
 func newPolicy[T any](ctor string, f func(context.Context, error) (T, error), opts []Option) *policy[T] {
-	cfg := config{name: DefaultName}
+	var cfg config
 	for i, opt := range opts {
 		if opt == nil {
 			cfg.problems = append(cfg.problems, fmt.Sprintf("option %d is nil", i))
@@ -115,7 +83,7 @@ func newPolicy[T any](ctor string, f func(context.Context, error) (T, error), op
 	if len(cfg.problems) > 0 {
 		panic(fmt.Sprintf("levee: %s: %s", ctor, strings.Join(cfg.problems, "; ")))
 	}
-	return &policy[T]{core: newCore(cfg), f: f}
+	return &policy[T]{handles: cfg.handles, f: f}
 }
 
 // core is what does not depend on T: the predicate and the telemetry.
@@ -145,19 +113,22 @@ func newReport(nameAttr attribute.KeyValue, errorType string) *report {
 	}
 }
 
-func newCore(cfg config) *core {
-	executions, err := telemetry.Meter(cfg.meterProvider).Int64Counter(telemetry.MetricFallbackExecutions,
+func newCore(tel resilience.Telemetry, handles func(error) bool) *core {
+	if tel.Name == "" {
+		tel.Name = DefaultName
+	}
+	executions, err := tel.Meter().Int64Counter(telemetry.MetricFallbackExecutions,
 		metric.WithUnit(telemetry.UnitCall),
 		metric.WithDescription("Calls answered by a fallback, by the type of the error replaced."))
-	telemetry.Handle(err)
-	nameAttr := telemetry.KeyPolicyName.String(cfg.name)
+	emit.Handle(err)
+	nameAttr := telemetry.KeyPolicyName.String(tel.Name)
 	reports := make(map[string]*report)
 	for _, errorType := range []string{telemetry.ErrorTypeCircuitOpen, telemetry.ErrorTypeTimeout, telemetry.ErrorTypeCanceled, telemetry.ErrorTypeOther} {
 		reports[errorType] = newReport(nameAttr, errorType)
 	}
 	return &core{
-		name:       cfg.name,
-		handles:    cfg.handles,
+		name:       tel.Name,
+		handles:    handles,
 		executions: executions,
 		nameAttr:   nameAttr,
 		reports:    reports,
@@ -170,30 +141,68 @@ func (c *core) executed(ctx context.Context, err error) {
 	if !ok {
 		r = newReport(c.nameAttr, errorType) // a user's error type
 	}
-	if c.executions != nil {
-		c.executions.Add(ctx, 1, r.addOpts...)
-	}
-	telemetry.AddEvent(ctx, telemetry.EventFallbackExecuted, r.eventAttrs...)
+	emit.Guard("fallback telemetry", func() {
+		if c.executions != nil {
+			c.executions.Add(ctx, 1, r.addOpts...)
+		}
+		emit.AddEvent(ctx, telemetry.EventFallbackExecuted, r.eventAttrs...)
+	})
 }
 
 type policy[T any] struct {
-	*core
-	f func(context.Context, error) (T, error)
+	handles func(error) bool
+	f       func(context.Context, error) (T, error)
 }
 
 func (p *policy[T]) Apply(next resilience.Func[T]) resilience.Func[T] {
+	return p.ApplyWith(resilience.Telemetry{}, next)
+}
+
+// ApplyWith builds the fallback of one pipeline, reporting under tel.
+func (p *policy[T]) ApplyWith(tel resilience.Telemetry, next resilience.Func[T]) resilience.Func[T] {
+	c := newCore(tel, p.handles)
 	return func(ctx context.Context) (T, error) {
+		if err := ctx.Err(); err != nil {
+			var zero T
+			return zero, err
+		}
 		v, err := next(ctx)
-		if err == nil || (p.handles != nil && !p.handles(err)) {
+		if err == nil || ctx.Err() != nil || (c.handles != nil && !c.handles(err)) {
 			return v, err
 		}
-		p.executed(ctx, err)
+		c.executed(ctx, err)
 		fv, ferr := p.f(ctx, err)
-		if ferr != nil && ferr != err {
-			return fv, &Error{Name: p.name, Err: ferr, Original: err}
+		if ferr != nil && !sameError(ferr, err) {
+			return fv, &Error{Name: c.name, Err: ferr, Original: err}
 		}
 		return fv, ferr
 	}
+}
+
+// sameError reports whether a and b are the same error value, without the
+// panic that == raises on errors of an uncomparable type (a slice of
+// errors, as validators return).
+func sameError(a, b error) (same bool) {
+	ta, tb := reflect.TypeOf(a), reflect.TypeOf(b)
+	if ta != tb {
+		return false
+	}
+	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+	switch ta.Kind() {
+	case reflect.Slice:
+		return va.Len() == vb.Len() && va.Pointer() == vb.Pointer()
+	case reflect.Map:
+		return va.Pointer() == vb.Pointer()
+	}
+	// A comparable type may still hold an uncomparable value (a struct
+	// with an interface field): == panics then, and the two count as
+	// different.
+	defer func() {
+		if recover() != nil {
+			same = false
+		}
+	}()
+	return a == b
 }
 
 // Error is returned when a fallback's function fails too. It wraps both
@@ -210,7 +219,7 @@ type Error struct {
 
 // Error names both errors.
 func (e *Error) Error() string {
-	return "levee: fallback " + e.Name + " failed: " + e.Err.Error() + " (after: " + e.Original.Error() + ")"
+	return "levee: fallback " + strconv.Quote(e.Name) + " failed: " + e.Err.Error() + " (after: " + e.Original.Error() + ")"
 }
 
 // Unwrap returns the fallback's error and the original error, in that order.

@@ -10,36 +10,21 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/trace"
 
+	"github.com/levee-go/levee/internal/emit"
 	"github.com/levee-go/levee/telemetry"
 )
 
-// DefaultTimeoutName is the levee.policy.name of a Timeout given no WithName.
+// DefaultTimeoutName is the levee.policy.name of a Timeout applied outside
+// any pipeline (its Apply called directly); in a pipeline it reports under
+// the pipeline's name.
 const DefaultTimeoutName = "timeout"
 
 // TimeoutOption configures a Timeout policy.
 type TimeoutOption func(*timeoutConfig)
 
 type timeoutConfig struct {
-	name             string
 	returnAtDeadline bool
-	tracerProvider   trace.TracerProvider
-	meterProvider    metric.MeterProvider
-	problems         []string
-}
-
-func (c *timeoutConfig) refuse(problem string) { c.problems = append(c.problems, problem) }
-
-// WithName sets the Timeout's instance name, reported as levee.policy.name.
-// Default "timeout". An empty name is refused with a panic at construction.
-func WithName(name string) TimeoutOption {
-	return func(c *timeoutConfig) {
-		if name == "" {
-			c.refuse("WithName: name must not be empty")
-		}
-		c.name = name
-	}
 }
 
 // ReturnAtDeadline makes the Timeout return ErrTimeout as soon as its
@@ -65,96 +50,108 @@ func ReturnAtDeadline() TimeoutOption {
 	return func(c *timeoutConfig) { c.returnAtDeadline = true }
 }
 
-// WithTracerProvider is accepted so that every levee policy is configured
-// alike. A Timeout starts no span of its own: its levee.timeout.exceeded
-// event goes on the caller's span. Default: otel.GetTracerProvider(); must
-// not be nil.
-func WithTracerProvider(tp trace.TracerProvider) TimeoutOption {
-	return func(c *timeoutConfig) {
-		if tp == nil {
-			c.refuse("WithTracerProvider: provider must not be nil")
-		}
-		c.tracerProvider = tp
-	}
-}
-
-// WithMeterProvider sets where the Timeout's metrics
-// (levee.timeout.exceeded, levee.timeout.abandoned) go.
-// Default: otel.GetMeterProvider() at construction.
-func WithMeterProvider(mp metric.MeterProvider) TimeoutOption {
-	return func(c *timeoutConfig) {
-		if mp == nil {
-			c.refuse("WithMeterProvider: provider must not be nil")
-		}
-		c.meterProvider = mp
-	}
-}
-
 // Timeout returns a policy that gives each call at most d: the function runs
 // with a context whose deadline is d from the call's start.
 //
-// If that deadline fires and the function fails, the call's error matches
-// both ErrTimeout and context.DeadlineExceeded and wraps the function's own
-// error. If the caller's own context ends first, the function's result comes
-// back unchanged (not ErrTimeout): the caller gave up, the dependency did not
-// time out. A function that returns success after the deadline keeps its
-// success.
+// If that deadline fires first and the function fails, the call's error
+// matches both ErrTimeout and context.DeadlineExceeded and wraps the
+// function's own error. If the caller's own context ends first, the
+// function's result comes back unchanged (not ErrTimeout): the caller gave
+// up, the dependency did not time out. Which came first is decided by the
+// contexts themselves, not by when the function noticed. A function that
+// returns success after the deadline keeps its success. A call whose
+// context is already done runs nothing and returns ctx.Err().
 //
 // Timeout is cooperative by default: the function must honour its context.
 // See ReturnAtDeadline for functions that do not. Inside a circuit breaker, a
 // Timeout makes slow calls count as failures.
 //
+// The Timeout reports under its pipeline's Telemetry (see WrapWith and
+// Named): levee.timeout.exceeded, levee.timeout.abandoned and a span event.
 // d must be positive; Timeout panics otherwise, naming the setting. The
 // policy is safe for concurrent use; a policy value may be shared by many
 // pipelines.
 func Timeout[T any](d time.Duration, opts ...TimeoutOption) Policy[T] {
-	cfg := timeoutConfig{name: DefaultTimeoutName}
+	var problems []string
 	if d <= 0 {
-		cfg.refuse(fmt.Sprintf("d: the timeout must be positive, got %v", d))
+		problems = append(problems, fmt.Sprintf("d: the timeout must be positive, got %v", d))
 	}
+	var cfg timeoutConfig
 	for i, opt := range opts {
 		if opt == nil {
-			cfg.refuse(fmt.Sprintf("option %d is nil", i))
+			problems = append(problems, fmt.Sprintf("option %d is nil", i))
 			continue
 		}
 		opt(&cfg)
 	}
-	if len(cfg.problems) > 0 {
-		panic("levee: resilience.Timeout: " + strings.Join(cfg.problems, "; "))
+	if len(problems) > 0 {
+		panic("levee: resilience.Timeout: " + strings.Join(problems, "; "))
 	}
-	return &timeoutPolicy[T]{timeoutCore: newTimeoutCore(d, cfg)}
+	return timeoutPolicy[T]{d: d, returnAtDeadline: cfg.returnAtDeadline}
 }
+
+type timeoutPolicy[T any] struct {
+	d                time.Duration
+	returnAtDeadline bool
+}
+
+func (p timeoutPolicy[T]) Apply(next Func[T]) Func[T] { return p.ApplyWith(Telemetry{}, next) }
+
+func (p timeoutPolicy[T]) ApplyWith(tel Telemetry, next Func[T]) Func[T] {
+	c := newTimeoutCore(p.d, tel)
+	if p.returnAtDeadline {
+		return func(ctx context.Context) (T, error) { return callReturningAtDeadline(c, ctx, next) }
+	}
+	return func(ctx context.Context) (T, error) {
+		if err := ctx.Err(); err != nil {
+			var zero T
+			return zero, err
+		}
+		tctx, cancel := context.WithTimeoutCause(ctx, c.d, errDeadline)
+		defer cancel()
+		v, err := next(tctx)
+		if err != nil && context.Cause(tctx) == errDeadline {
+			return v, c.timedOut(ctx, err)
+		}
+		return v, err
+	}
+}
+
+// errDeadline is the cause a Timeout gives its own deadline, so that
+// context.Cause tells it apart from the caller's context ending first.
+var errDeadline = errors.New("levee: the timeout's own deadline")
 
 // timeoutCore holds what does not depend on T, so every result type shares
 // one implementation of the telemetry.
 type timeoutCore struct {
-	d                time.Duration
-	name             string
-	returnAtDeadline bool
-	exceeded         metric.Int64Counter
-	abandoned        metric.Int64Counter
-	addOpts          []metric.AddOption
-	eventAttrs       []attribute.KeyValue
+	d          time.Duration
+	name       string
+	exceeded   metric.Int64Counter
+	abandoned  metric.Int64Counter
+	addOpts    []metric.AddOption
+	eventAttrs []attribute.KeyValue
 }
 
-func newTimeoutCore(d time.Duration, cfg timeoutConfig) *timeoutCore {
-	meter := telemetry.Meter(cfg.meterProvider)
+func newTimeoutCore(d time.Duration, tel Telemetry) *timeoutCore {
+	if tel.Name == "" {
+		tel.Name = DefaultTimeoutName
+	}
+	meter := tel.Meter()
 	exceeded, err := meter.Int64Counter(telemetry.MetricTimeoutExceeded,
 		metric.WithUnit(telemetry.UnitCall),
 		metric.WithDescription("Calls whose timeout fired before the function returned."))
-	telemetry.Handle(err)
+	emit.Handle(err)
 	abandoned, err := meter.Int64Counter(telemetry.MetricTimeoutAbandoned,
 		metric.WithUnit(telemetry.UnitCall),
 		metric.WithDescription("Functions abandoned at a timeout's deadline or when their caller gave up, counted when they return and their result is dropped."))
-	telemetry.Handle(err)
-	name := telemetry.KeyPolicyName.String(cfg.name)
+	emit.Handle(err)
+	name := telemetry.KeyPolicyName.String(tel.Name)
 	return &timeoutCore{
-		d:                d,
-		name:             cfg.name,
-		returnAtDeadline: cfg.returnAtDeadline,
-		exceeded:         exceeded,
-		abandoned:        abandoned,
-		addOpts:          []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(name))},
+		d:         d,
+		name:      tel.Name,
+		exceeded:  exceeded,
+		abandoned: abandoned,
+		addOpts:   []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(name))},
 		eventAttrs: []attribute.KeyValue{
 			name,
 			telemetry.KeyTimeout.Float64(d.Seconds()),
@@ -164,28 +161,13 @@ func newTimeoutCore(d time.Duration, cfg timeoutConfig) *timeoutCore {
 }
 
 func (c *timeoutCore) timedOut(ctx context.Context, err error) error {
-	if c.exceeded != nil {
-		c.exceeded.Add(ctx, 1, c.addOpts...)
-	}
-	telemetry.AddEvent(ctx, telemetry.EventTimeoutExceeded, c.eventAttrs...)
-	return &timeoutError{name: c.name, timeout: c.d, err: err}
-}
-
-type timeoutPolicy[T any] struct{ *timeoutCore }
-
-func (p *timeoutPolicy[T]) Apply(next Func[T]) Func[T] {
-	if p.returnAtDeadline {
-		return func(ctx context.Context) (T, error) { return p.callReturningAtDeadline(ctx, next) }
-	}
-	return func(ctx context.Context) (T, error) {
-		tctx, cancel := context.WithTimeout(ctx, p.d)
-		defer cancel()
-		v, err := next(tctx)
-		if err != nil && tctx.Err() != nil && ctx.Err() == nil {
-			return v, p.timedOut(ctx, err)
+	emit.Guard("timeout telemetry", func() {
+		if c.exceeded != nil {
+			c.exceeded.Add(ctx, 1, c.addOpts...)
 		}
-		return v, err
-	}
+		emit.AddEvent(ctx, telemetry.EventTimeoutExceeded, c.eventAttrs...)
+	})
+	return &timeoutError{name: c.name, timeout: c.d, err: err}
 }
 
 type outcome[T any] struct {
@@ -205,8 +187,12 @@ const (
 
 var errGoexit = errors.New("levee: the function called runtime.Goexit")
 
-func (p *timeoutPolicy[T]) callReturningAtDeadline(ctx context.Context, next Func[T]) (T, error) {
-	tctx, cancel := context.WithTimeout(ctx, p.d)
+func callReturningAtDeadline[T any](c *timeoutCore, ctx context.Context, next Func[T]) (T, error) {
+	var zero T
+	if err := ctx.Err(); err != nil {
+		return zero, err
+	}
+	tctx, cancel := context.WithTimeoutCause(ctx, c.d, errDeadline)
 	defer cancel()
 	done := make(chan outcome[T], 1)
 	var owner atomic.Int32
@@ -222,7 +208,7 @@ func (p *timeoutPolicy[T]) callReturningAtDeadline(ctx context.Context, next Fun
 				done <- out
 				return
 			}
-			p.dropAbandoned(ctx, out.panicked, out.panicVal)
+			c.dropAbandoned(ctx, out.panicked, out.panicVal)
 		}()
 		out.v, out.err = next(tctx)
 		returned = true
@@ -230,21 +216,20 @@ func (p *timeoutPolicy[T]) callReturningAtDeadline(ctx context.Context, next Fun
 
 	select {
 	case out := <-done:
-		return p.finish(ctx, tctx, out)
+		return finish(c, ctx, tctx, out)
 	case <-tctx.Done():
 	}
 	if !owner.CompareAndSwap(ownerCaller, ownerAbandoned) {
 		// The function returned as the deadline fired: its result is here.
-		return p.finish(ctx, tctx, <-done)
+		return finish(c, ctx, tctx, <-done)
 	}
-	var zero T
-	if err := ctx.Err(); err != nil {
-		return zero, err
+	if context.Cause(tctx) != errDeadline {
+		return zero, ctx.Err()
 	}
-	return zero, p.timedOut(ctx, nil)
+	return zero, c.timedOut(ctx, nil)
 }
 
-func (p *timeoutPolicy[T]) finish(ctx, tctx context.Context, out outcome[T]) (T, error) {
+func finish[T any](c *timeoutCore, ctx, tctx context.Context, out outcome[T]) (T, error) {
 	if out.panicked {
 		if out.panicVal == nil {
 			var zero T
@@ -252,8 +237,8 @@ func (p *timeoutPolicy[T]) finish(ctx, tctx context.Context, out outcome[T]) (T,
 		}
 		panic(out.panicVal)
 	}
-	if out.err != nil && tctx.Err() != nil && ctx.Err() == nil {
-		return out.v, p.timedOut(ctx, out.err)
+	if out.err != nil && context.Cause(tctx) == errDeadline {
+		return out.v, c.timedOut(ctx, out.err)
 	}
 	return out.v, out.err
 }
@@ -262,13 +247,15 @@ func (p *timeoutPolicy[T]) finish(ctx, tctx context.Context, out outcome[T]) (T,
 // is dropped; a panic it raised cannot reach a caller any more and is handed
 // to the OpenTelemetry error handler instead of crashing the process.
 func (c *timeoutCore) dropAbandoned(ctx context.Context, panicked bool, panicVal any) {
-	if c.abandoned != nil {
-		c.abandoned.Add(context.WithoutCancel(ctx), 1, c.addOpts...)
-	}
+	emit.Guard("timeout telemetry", func() {
+		if c.abandoned != nil {
+			c.abandoned.Add(context.WithoutCancel(ctx), 1, c.addOpts...)
+		}
+	})
 	switch {
 	case panicked && panicVal == nil:
-		telemetry.Handle(fmt.Errorf("levee: timeout %q: abandoned function called runtime.Goexit", c.name))
+		emit.Handle(fmt.Errorf("levee: timeout %q: abandoned function called runtime.Goexit", c.name))
 	case panicked:
-		telemetry.Handle(fmt.Errorf("levee: timeout %q: abandoned function panicked: %v", c.name, panicVal))
+		emit.Handle(fmt.Errorf("levee: timeout %q: abandoned function panicked: %v", c.name, panicVal))
 	}
 }

@@ -3,6 +3,7 @@ package telemetry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 )
 
@@ -15,8 +16,8 @@ const (
 	ErrorTypeCircuitOpen = "circuit_open"
 	// ErrorTypeCanceled: the context was canceled (context.Canceled).
 	ErrorTypeCanceled = "canceled"
-	// ErrorTypeOther: an error with nothing bounded to tell it by: a plain
-	// errors.New or fmt.Errorf value, or one whose type has no name.
+	// ErrorTypeOther is the semantic conventions' value when there is no
+	// error to name: ErrorType(nil).
 	ErrorTypeOther = "_OTHER"
 )
 
@@ -33,29 +34,32 @@ type typedError interface {
 	ErrorTyper
 }
 
-// ErrorType returns the bounded error.type value for err, in this order:
-//   - "" for a nil error;
+// ErrorType returns the bounded error.type value for err, following the
+// OpenTelemetry semantic conventions and agreeing with their Go helper
+// (semconv.ErrorType) wherever levee has no better value:
 //   - the ErrorType() of the first error in err's tree that implements
-//     ErrorTyper ("timeout" for levee's timeouts, "circuit_open" for a
-//     breaker's rejections);
-//   - "timeout" for context.DeadlineExceeded, "canceled" for
-//     context.Canceled;
-//   - otherwise the Go type name of err, looking through the wrappers that
-//     fmt.Errorf and errors.Join make ("*net.OpError", "*myapp.NotFound"),
-//     or "_OTHER" where that is a plain string error or an unnamed type.
+//     ErrorTyper and names a value ("timeout" for levee's timeouts,
+//     "circuit_open" for a breaker's rejections);
+//   - "timeout" for context.DeadlineExceeded and "canceled" for
+//     context.Canceled, where the helper would name their unexported types;
+//   - otherwise the error's Go type, looking through fmt.Errorf's single %w
+//     wrapper: "*net.OpError", "*errors.errorString" for errors.New,
+//     "example.com/app.NotFound" for a named value type;
+//   - "_OTHER" for a nil error.
 //
 // A program has finitely many error types, so the value's cardinality is
 // bounded; an error message never becomes an attribute. Safe for concurrent
-// use, and allocates nothing; levee still calls it only on rare paths
-// (fallbacks, timeouts), as it walks the error's tree.
+// use. It allocates nothing, except the joined name of a named value type.
 func ErrorType(err error) string {
 	if err == nil {
-		return ""
+		return ErrorTypeOther
 	}
 	// errors.AsType, not errors.As: As makes its target escape, which
 	// costs an allocation on every call.
 	if typed, ok := errors.AsType[typedError](err); ok {
-		return typed.ErrorType()
+		if s := typed.ErrorType(); s != "" {
+			return s
+		}
 	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
@@ -63,50 +67,24 @@ func ErrorType(err error) string {
 	case errors.Is(err, context.Canceled):
 		return ErrorTypeCanceled
 	}
-	return goTypeName(err)
+	t := reflect.TypeOf(unwrapFmtWrapped(err))
+	if pkg, name := t.PkgPath(), t.Name(); pkg != "" && name != "" {
+		return pkg + "." + name
+	}
+	return t.String()
 }
 
-var (
-	typeFmtWrap    = reflect.TypeOf(fmtWrapError())
-	typeFmtWraps   = reflect.TypeOf(fmtWrapErrors())
-	typeJoin       = reflect.TypeOf(errors.Join(errors.New("a"), errors.New("b")))
-	typeErrorsNew  = reflect.TypeOf(errors.New(""))
-	typeFmtNoWrap  = reflect.TypeOf(fmtPlainError())
-	plainWrapTypes = map[reflect.Type]bool{typeFmtWrap: true, typeFmtWraps: true, typeJoin: true}
-)
+var fmtWrapErrorType = reflect.TypeOf(fmt.Errorf("%w", errors.New("x")))
 
-// goTypeName names err by its Go type, skipping the anonymous wrappers of
-// the standard library so that fmt.Errorf("...: %w", netErr) is named for
-// netErr.
-func goTypeName(err error) string {
-	for {
-		t := reflect.TypeOf(err)
-		if !plainWrapTypes[t] {
-			return typeName(t)
+// unwrapFmtWrapped looks through fmt.Errorf's single-%w wrappers, as the
+// semantic conventions' helper does.
+func unwrapFmtWrapped(err error) error {
+	for reflect.TypeOf(err) == fmtWrapErrorType {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err
 		}
-		var next error
-		switch w := err.(type) {
-		case interface{ Unwrap() error }:
-			next = w.Unwrap()
-		case interface{ Unwrap() []error }:
-			if errs := w.Unwrap(); len(errs) > 0 {
-				next = errs[0]
-			}
-		}
-		if next == nil {
-			return ErrorTypeOther
-		}
-		err = next
+		err = u
 	}
-}
-
-func typeName(t reflect.Type) string {
-	if t == typeErrorsNew || t == typeFmtNoWrap {
-		return ErrorTypeOther
-	}
-	name := t.String()
-	if name == "" || t.Name() == "" && (t.Kind() != reflect.Pointer || t.Elem().Name() == "") {
-		return ErrorTypeOther
-	}
-	return name
+	return err
 }

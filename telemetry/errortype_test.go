@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	semconv "go.opentelemetry.io/otel/semconv/v1.42.0"
 
 	"github.com/levee-go/levee/breaker"
 	"github.com/levee-go/levee/resilience"
@@ -21,12 +22,55 @@ type quotaError struct{}
 func (quotaError) Error() string     { return "quota exceeded for tenant 42" }
 func (quotaError) ErrorType() string { return "quota" }
 
+// blankTypeError has an ErrorType method that names nothing: the Go type
+// names it instead, as the semantic conventions' helper does.
+type blankTypeError struct{}
+
+func (blankTypeError) Error() string     { return "blank" }
+func (blankTypeError) ErrorType() string { return "" }
+
 // valueError is a named non-pointer error type.
 type valueError struct{ msg string }
 
 func (e valueError) Error() string { return e.msg }
 
-func TestErrorType_BoundedValues(t *testing.T) {
+func openError() error {
+	b := breaker.New("payments", breaker.WithFailureThreshold(1))
+	_ = b.Call(context.Background(), func(context.Context) error { return errors.New("down") })
+	return b.Call(context.Background(), func(context.Context) error { return nil })
+}
+
+func TestErrorType_LeveesOwnValues(t *testing.T) {
+	t.Parallel()
+	rejected := openError()
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"nil", nil, telemetry.ErrorTypeOther},
+		{"levee timeout", resilience.ErrTimeout, telemetry.ErrorTypeTimeout},
+		{"levee timeout wrapped with %w", fmt.Errorf("fetch: %w", resilience.ErrTimeout), telemetry.ErrorTypeTimeout},
+		{"breaker rejection", rejected, telemetry.ErrorTypeCircuitOpen},
+		{"breaker rejection wrapped with %w", fmt.Errorf("pay: %w", rejected), telemetry.ErrorTypeCircuitOpen},
+		{"context deadline", context.DeadlineExceeded, telemetry.ErrorTypeTimeout},
+		{"context deadline wrapped with %w", fmt.Errorf("query: %w", context.DeadlineExceeded), telemetry.ErrorTypeTimeout},
+		{"context canceled", context.Canceled, telemetry.ErrorTypeCanceled},
+		{"context canceled wrapped with %w", fmt.Errorf("query: %w", context.Canceled), telemetry.ErrorTypeCanceled},
+		{"own ErrorType method", quotaError{}, "quota"},
+		{"own ErrorType method wrapped with %w", fmt.Errorf("charge: %w", quotaError{}), "quota"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			assert.Equal(t, tt.want, telemetry.ErrorType(tt.err))
+		})
+	}
+}
+
+// Where levee has no better value, ErrorType says what the semantic
+// conventions' own helper says.
+func TestErrorType_AgreesWithTheSemanticConventionsHelper(t *testing.T) {
 	t.Parallel()
 	pathErr := &fs.PathError{Op: "open", Path: "/secret/user-input", Err: fs.ErrNotExist}
 	tests := []struct {
@@ -34,45 +78,28 @@ func TestErrorType_BoundedValues(t *testing.T) {
 		err  error
 		want string
 	}{
-		{"nil", nil, ""},
-		{"levee timeout", resilience.ErrTimeout, telemetry.ErrorTypeTimeout},
-		{"levee timeout wrapped with %w", fmt.Errorf("fetch: %w", resilience.ErrTimeout), telemetry.ErrorTypeTimeout},
-		{"breaker rejection", &breaker.OpenError{Name: "payments", State: breaker.Open}, telemetry.ErrorTypeCircuitOpen},
-		{"breaker rejection wrapped with %w", fmt.Errorf("pay: %w", &breaker.OpenError{Name: "payments"}), telemetry.ErrorTypeCircuitOpen},
-		{"context deadline", context.DeadlineExceeded, telemetry.ErrorTypeTimeout},
-		{"context deadline wrapped with %w", fmt.Errorf("query: %w", context.DeadlineExceeded), telemetry.ErrorTypeTimeout},
-		{"context canceled", context.Canceled, telemetry.ErrorTypeCanceled},
-		{"context canceled wrapped with %w", fmt.Errorf("query: %w", context.Canceled), telemetry.ErrorTypeCanceled},
-		{"own ErrorType method", quotaError{}, "quota"},
-		{"own ErrorType method wrapped with %w", fmt.Errorf("charge: %w", quotaError{}), "quota"},
 		{"pointer type", pathErr, "*fs.PathError"},
 		{"pointer type wrapped with %w", fmt.Errorf("load config: %w", pathErr), "*fs.PathError"},
 		{"pointer type wrapped twice", fmt.Errorf("start: %w", fmt.Errorf("load config: %w", pathErr)), "*fs.PathError"},
-		{"first of several %w", fmt.Errorf("%w and %w", pathErr, errors.New("x")), "*fs.PathError"},
-		{"errors.Join", errors.Join(&net.OpError{Op: "dial", Net: "tcp", Err: errors.New("refused")}, errors.New("x")), "*net.OpError"},
-		{"value type", valueError{msg: "user 17 not found"}, "telemetry_test.valueError"},
-		{"errors.New", errors.New("connection refused by 10.0.0.7"), telemetry.ErrorTypeOther},
-		{"fmt.Errorf without %w", fmt.Errorf("status %d", 503), telemetry.ErrorTypeOther},
-		{"errors.New wrapped with %w", fmt.Errorf("call: %w", errors.New("boom")), telemetry.ErrorTypeOther},
-		{"%w of nil", fmt.Errorf("call: %w", nil), telemetry.ErrorTypeOther},
-		{"unnamed type", struct{ error }{errors.New("x")}, telemetry.ErrorTypeOther},
+		{"several %w", fmt.Errorf("%w and %w", pathErr, errors.New("x")), "*fmt.wrapErrors"},
+		{"errors.Join", errors.Join(&net.OpError{Op: "dial", Net: "tcp", Err: errors.New("refused")}, errors.New("x")), "*errors.joinError"},
+		{"value type", valueError{msg: "user 17 not found"}, "github.com/levee-go/levee/telemetry_test.valueError"},
+		{"blank ErrorType", blankTypeError{}, "github.com/levee-go/levee/telemetry_test.blankTypeError"},
+		{"errors.New", errors.New("connection refused by 10.0.0.7"), "*errors.errorString"},
+		{"fmt.Errorf without %w", fmt.Errorf("status %d", 503), "*errors.errorString"},
+		{"errors.New wrapped with %w", fmt.Errorf("call: %w", errors.New("boom")), "*errors.errorString"},
+		{"%w of nil", fmt.Errorf("call: %w", nil), "*fmt.wrapError"},
+		{"unnamed type", struct{ error }{errors.New("x")}, "struct { error }"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			assert.Equal(t, tt.want, telemetry.ErrorType(tt.err))
-			if tt.err != nil {
-				assert.NotContains(t, telemetry.ErrorType(tt.err), tt.err.Error(), "never the message")
-			}
+			got := telemetry.ErrorType(tt.err)
+			assert.Equal(t, tt.want, got)
+			assert.Equal(t, semconv.ErrorType(tt.err).Value.AsString(), got, "the semconv helper's value")
+			assert.NotContains(t, got, tt.err.Error(), "never the message")
 		})
 	}
-}
-
-func TestErrorTypeAttr_IsTheSemanticConventionKey(t *testing.T) {
-	t.Parallel()
-	kv := telemetry.ErrorTypeAttr(resilience.ErrTimeout)
-	assert.Equal(t, "error.type", string(kv.Key))
-	assert.Equal(t, "timeout", kv.Value.AsString())
 }
 
 // Not parallel: testing.AllocsPerRun counts every allocation in the process.

@@ -1,4 +1,4 @@
-package telemetry_test
+package emit_test
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/levee-go/levee/telemetry"
+	"github.com/levee-go/levee/internal/emit"
 	"github.com/levee-go/levee/telemetry/telemetrytest"
 )
 
@@ -17,7 +17,7 @@ func TestAddEvent_OnRecordingSpanWithAttributes(t *testing.T) {
 	t.Parallel()
 	h := telemetrytest.New(t)
 	ctx, span := h.StartSpan(context.Background(), "caller")
-	telemetry.AddEvent(ctx, "something.happened", attribute.String("k", "v"))
+	emit.AddEvent(ctx, "something.happened", attribute.String("k", "v"))
 	span.End()
 
 	events := telemetrytest.EventsOn(h.Span("caller"), "something.happened")
@@ -40,12 +40,12 @@ func TestAddEvent_NothingWhenSpanIsNotRecording(t *testing.T) {
 	}
 	for name, ctx := range contexts {
 		require.False(t, trace.SpanFromContext(ctx).IsRecording(), name)
-		assert.NotPanics(t, func() { telemetry.AddEvent(ctx, "something.happened") }, name)
+		assert.NotPanics(t, func() { emit.AddEvent(ctx, "something.happened") }, name)
 	}
 	_, ended := h.StartSpan(context.Background(), "ended")
 	ended.End()
 	require.False(t, ended.IsRecording())
-	telemetry.AddEvent(trace.ContextWithSpan(context.Background(), ended), "something.happened")
+	emit.AddEvent(trace.ContextWithSpan(context.Background(), ended), "something.happened")
 
 	assert.Empty(t, h.Events("something.happened"), "no span got the event")
 }
@@ -53,16 +53,16 @@ func TestAddEvent_NothingWhenSpanIsNotRecording(t *testing.T) {
 func TestTracerAndMeter_CarryLeveesScopeAndVersion(t *testing.T) {
 	t.Parallel()
 	h := telemetrytest.New(t)
-	_, span := telemetry.Tracer(h.TracerProvider).Start(context.Background(), "s")
+	_, span := emit.Tracer(h.TracerProvider).Start(context.Background(), "s")
 	span.End()
-	counter, err := telemetry.Meter(h.MeterProvider).Int64Counter("c")
+	counter, err := emit.Meter(h.MeterProvider).Int64Counter("c")
 	require.NoError(t, err)
 	counter.Add(context.Background(), 1)
 
 	scope := h.Span("s").InstrumentationScope()
 	assert.Equal(t, "github.com/levee-go/levee", scope.Name)
-	assert.Equal(t, telemetry.Version(), scope.Version)
+	assert.Equal(t, emit.Version(), scope.Version)
 	inst := h.Instrument("c")
 	assert.Equal(t, "github.com/levee-go/levee", inst.Scope.Name)
-	assert.Equal(t, telemetry.Version(), inst.Scope.Version)
+	assert.Equal(t, emit.Version(), inst.Scope.Version)
 }

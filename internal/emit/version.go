@@ -1,6 +1,7 @@
-package telemetry
+package emit
 
 import (
+	"github.com/levee-go/levee/telemetry"
 	"runtime/debug"
 	"sync"
 )
@@ -25,11 +26,11 @@ var version = sync.OnceValue(func() string {
 })
 
 func moduleVersion(info *debug.BuildInfo) string {
-	if info.Main.Path == ScopeName && isRelease(info.Main.Version) {
+	if info.Main.Path == telemetry.ScopeName && isRelease(info.Main.Version) {
 		return info.Main.Version
 	}
 	for _, dep := range info.Deps {
-		if dep.Path != ScopeName {
+		if dep.Path != telemetry.ScopeName {
 			continue
 		}
 		if dep.Replace != nil && isRelease(dep.Replace.Version) {

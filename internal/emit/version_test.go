@@ -1,6 +1,7 @@
-package telemetry
+package emit
 
 import (
+	"github.com/levee-go/levee/telemetry"
 	"runtime/debug"
 	"testing"
 
@@ -21,7 +22,7 @@ func TestModuleVersion_FromBuildInfo(t *testing.T) {
 			name: "levee as a dependency",
 			info: debug.BuildInfo{
 				Main: debug.Module{Path: "example.com/app", Version: "(devel)"},
-				Deps: []*debug.Module{dep("go.opentelemetry.io/otel", "v1.47.0", nil), dep(ScopeName, "v1.2.3", nil)},
+				Deps: []*debug.Module{dep("go.opentelemetry.io/otel", "v1.47.0", nil), dep(telemetry.ScopeName, "v1.2.3", nil)},
 			},
 			want: "v1.2.3",
 		},
@@ -29,7 +30,7 @@ func TestModuleVersion_FromBuildInfo(t *testing.T) {
 			name: "levee replaced by another version",
 			info: debug.BuildInfo{
 				Main: debug.Module{Path: "example.com/app"},
-				Deps: []*debug.Module{dep(ScopeName, "v1.2.3", dep("example.com/fork", "v1.2.4-fix", nil))},
+				Deps: []*debug.Module{dep(telemetry.ScopeName, "v1.2.3", dep("example.com/fork", "v1.2.4-fix", nil))},
 			},
 			want: "v1.2.4-fix",
 		},
@@ -37,18 +38,18 @@ func TestModuleVersion_FromBuildInfo(t *testing.T) {
 			name: "levee replaced by a directory",
 			info: debug.BuildInfo{
 				Main: debug.Module{Path: "example.com/app"},
-				Deps: []*debug.Module{dep(ScopeName, "v1.2.3", dep("../levee", "", nil))},
+				Deps: []*debug.Module{dep(telemetry.ScopeName, "v1.2.3", dep("../levee", "", nil))},
 			},
 			want: "v1.2.3",
 		},
 		{
 			name: "levee built at a release",
-			info: debug.BuildInfo{Main: debug.Module{Path: ScopeName, Version: "v0.4.0"}},
+			info: debug.BuildInfo{Main: debug.Module{Path: telemetry.ScopeName, Version: "v0.4.0"}},
 			want: "v0.4.0",
 		},
 		{
 			name: "levee built from a checkout",
-			info: debug.BuildInfo{Main: debug.Module{Path: ScopeName, Version: "(devel)"}},
+			info: debug.BuildInfo{Main: debug.Module{Path: telemetry.ScopeName, Version: "(devel)"}},
 			want: devVersion,
 		},
 		{

@@ -1,0 +1,80 @@
+package breaker_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/levee-go/levee/breaker"
+)
+
+// The guide's four tests, as docs/testing.md shows them: every one runs in a
+// synctest bubble, where the breaker's 30-second open timeout passes at once
+// through the same timer production runs.
+
+var errDown = errors.New("dependency down")
+
+func fail(context.Context) error    { return errDown }
+func succeed(context.Context) error { return nil }
+
+func TestGuide_ClosedBreakerPassesCallsThrough(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := breaker.New("pricing")
+		calls := 0
+		for range 10 {
+			require.NoError(t, b.Call(t.Context(), func(context.Context) error { calls++; return nil }))
+		}
+		assert.Equal(t, 10, calls)
+		assert.Equal(t, breaker.Closed, b.State())
+	})
+}
+
+func TestGuide_OpensAfterThreeConsecutiveFailures(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := breaker.New("pricing")
+		for i := range 2 {
+			require.ErrorIs(t, b.Call(t.Context(), fail), errDown)
+			require.Equal(t, breaker.Closed, b.State(), "after %d failures", i+1)
+		}
+		require.ErrorIs(t, b.Call(t.Context(), fail), errDown)
+		assert.Equal(t, breaker.Open, b.State())
+	})
+}
+
+func TestGuide_OpenBreakerFailsFastWithoutCalling(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := breaker.New("pricing")
+		for range 3 {
+			_ = b.Call(t.Context(), fail)
+		}
+		called := false
+		err := b.Call(t.Context(), func(context.Context) error { called = true; return nil })
+		require.ErrorIs(t, err, breaker.ErrOpen)
+		assert.False(t, called, "an open breaker must not call the function")
+		var open *breaker.OpenError
+		require.ErrorAs(t, err, &open)
+		assert.Equal(t, 30*time.Second, open.RetryAfter())
+	})
+}
+
+func TestGuide_RecoversThroughHalfOpen(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := breaker.New("pricing")
+		for range 3 {
+			_ = b.Call(t.Context(), fail)
+		}
+		time.Sleep(30*time.Second - time.Nanosecond)
+		synctest.Wait()
+		require.Equal(t, breaker.Open, b.State(), "a nanosecond before the open timeout")
+		time.Sleep(time.Nanosecond)
+		synctest.Wait() // the open timer has fired
+		require.Equal(t, breaker.HalfOpen, b.State())
+		require.NoError(t, b.Call(t.Context(), succeed))
+		assert.Equal(t, breaker.Closed, b.State())
+	})
+}
