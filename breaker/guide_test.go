@@ -11,6 +11,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/levee-go/levee/breaker"
+	"github.com/levee-go/levee/fallback"
+	"github.com/levee-go/levee/resilience"
+	"github.com/levee-go/levee/telemetry"
+	"github.com/levee-go/levee/telemetry/telemetrytest"
 )
 
 // The guide's four tests, as docs/testing.md shows them: every one runs in a
@@ -76,5 +80,47 @@ func TestGuide_RecoversThroughHalfOpen(t *testing.T) {
 		require.Equal(t, breaker.HalfOpen, b.State())
 		require.NoError(t, b.Call(t.Context(), succeed))
 		assert.Equal(t, breaker.Closed, b.State())
+	})
+}
+
+// docs/testing.md's pipeline example: a Timeout's deadline is a timer of the
+// bubble too, so a hanging dependency costs exactly the timeout, at once.
+func TestGuide_SlowPricingAnswersFromTheFallback(t *testing.T) {
+	type Price struct {
+		Cents int
+		Stale bool
+	}
+	synctest.Test(t, func(t *testing.T) {
+		pricing := breaker.New("pricing")
+		hangs := func(ctx context.Context) (Price, error) {
+			<-ctx.Done() // the dependency never answers
+			return Price{}, ctx.Err()
+		}
+		getPrice := resilience.Wrap(hangs,
+			fallback.Value(Price{Cents: 999, Stale: true}),
+			breaker.Policy[Price](pricing),
+			resilience.Timeout[Price](800*time.Millisecond),
+		)
+		start := time.Now()
+		price, err := getPrice(t.Context())
+		require.NoError(t, err)
+		assert.True(t, price.Stale)
+		assert.Equal(t, 800*time.Millisecond, time.Since(start), "exactly the timeout, in bubble time")
+		assert.Equal(t, int64(1), pricing.Counts().Failure, "the timeout counts as the breaker's failure")
+	})
+}
+
+// docs/testing.md's telemetry example: the open timer's transition, asserted
+// in memory.
+func TestGuide_TimerTransitionIsReported(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := telemetrytest.New(t)
+		b := breaker.New("payments", breaker.WithFailureThreshold(1),
+			breaker.WithTracerProvider(h.TracerProvider), breaker.WithMeterProvider(h.MeterProvider))
+		_ = b.Call(t.Context(), fail)
+		time.Sleep(30 * time.Second)
+		synctest.Wait()
+		h.AssertInt64(telemetry.MetricBreakerTransitions, 1,
+			telemetry.KeyBreakerFrom.String(telemetry.StateOpen), telemetry.KeyBreakerTo.String(telemetry.StateHalfOpen))
 	})
 }
