@@ -43,9 +43,9 @@ func BenchmarkPipeline(b *testing.B) {
 		}
 		br := newLevee(s)
 		get := resilience.Wrap(workFn,
-			fallback.Value(0, fallback.WithMeterProvider(s.mp), fallback.WithTracerProvider(s.tp)),
+			fallback.Value(0), // reports under the breaker's name and providers
 			breaker.Policy[int](br),
-			resilience.Timeout[int](callTimeout, resilience.WithMeterProvider(s.mp), resilience.WithTracerProvider(s.tp)),
+			resilience.Timeout[int](callTimeout),
 		)
 		b.ReportAllocs()
 		b.ResetTimer()
