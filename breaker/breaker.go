@@ -255,12 +255,19 @@ func (b *Breaker) classify(ctx context.Context, err error) outcome {
 		return outcomeSuccess
 	case ctx.Err() != nil:
 		return outcomeIgnored
+	case isMarkedIgnored(err):
+		return outcomeIgnored
 	case b.isIgnored != nil && b.isIgnored(err):
 		return outcomeIgnored
 	case b.isFailure != nil && !b.isFailure(err):
 		return outcomeSuccess
 	}
 	return outcomeFailure
+}
+
+func isMarkedIgnored(err error) bool {
+	_, ok := errors.AsType[*ignoredError](err)
+	return ok
 }
 
 // record applies the outcome of a call that ran in period p; err is the

@@ -67,12 +67,16 @@ func retryAfter(resp *http.Response, now time.Time) time.Duration {
 	if value == "" {
 		return 0
 	}
-	if seconds, err := strconv.ParseInt(value, 10, 64); err == nil {
+	if isDigits(value) {
+		// delay-seconds (RFC 9110, 10.2.3): a value too large for any
+		// integer is "very long", the longest delay a Duration holds, not
+		// malformed.
 		const maxSeconds = int64(1<<63-1) / int64(time.Second)
-		if seconds <= 0 {
-			return 0
+		seconds, err := strconv.ParseInt(value, 10, 64)
+		if err != nil || seconds > maxSeconds {
+			seconds = maxSeconds
 		}
-		return time.Duration(min(seconds, maxSeconds)) * time.Second
+		return time.Duration(seconds) * time.Second
 	}
 	at, err := http.ParseTime(value)
 	if err != nil {
@@ -82,6 +86,16 @@ func retryAfter(resp *http.Response, now time.Time) time.Duration {
 		now = date
 	}
 	return max(at.Sub(now), 0)
+}
+
+// isDigits reports whether s is a non-empty run of ASCII digits.
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // HandlerError is the error a Handler's breaker sees when the handler

@@ -20,11 +20,14 @@ import (
 //
 // What counts as a failure of h: a 5xx status written (a *HandlerError to
 // b, which b's WithIsFailure may exempt), and a panic, which b records and
-// lets propagate unchanged to net/http. Anything else is a success: a 2xx,
-// 3xx or 4xx status, a handler that writes nothing (an implicit 200), or one
-// that hijacks the connection. A request whose context ends (the client went
-// away) is neither, as for any breaker call that ends with its caller's
-// context.
+// lets propagate unchanged to net/http. A request whose context has ended
+// by the time h returns (the client went away), and a panic with
+// http.ErrAbortHandler (what httputil.ReverseProxy raises when the client
+// disconnects), are neither: they say nothing about h, and as the half-open
+// probe they free the probe slot without closing or opening b; the
+// ErrAbortHandler panic still reaches net/http, which aborts the response.
+// Anything else is a success: a 2xx, 3xx or 4xx status, a handler that
+// writes nothing (an implicit 200), or one that hijacks the connection.
 //
 // The ResponseWriter h receives records the status; it passes Flush and
 // ReadFrom through and has an Unwrap method, so http.ResponseController
@@ -47,19 +50,41 @@ type guardedHandler struct {
 
 func (g *guardedHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w}
-	err := g.b.Call(r.Context(), func(context.Context) error {
+	aborted := false
+	err := g.b.Call(r.Context(), func(ctx context.Context) (err error) {
+		defer func() {
+			switch v := recover(); v {
+			case nil:
+			case http.ErrAbortHandler:
+				// Neutral for b; re-raised below, once b has counted it.
+				aborted = true
+				err = breaker.Ignored(errAborted)
+			default:
+				panic(v) // the handler's own panic, unchanged: b counts a failure
+			}
+		}()
 		g.h.ServeHTTP(sw, r)
+		if err := ctx.Err(); err != nil {
+			return breaker.Ignored(err) // the client went away
+		}
 		if sw.status >= 500 {
 			return &HandlerError{StatusCode: sw.status}
 		}
 		return nil
 	})
+	if aborted {
+		panic(http.ErrAbortHandler)
+	}
 	var rejected *breaker.OpenError
 	if errors.As(err, &rejected) {
 		w.Header().Set("Retry-After", retryAfterSeconds(rejected))
 		http.Error(w, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
 	}
 }
+
+// errAborted stands for a handler that panicked with http.ErrAbortHandler,
+// while the breaker counts it.
+var errAborted = errors.New("leveehttp: handler aborted the response (http.ErrAbortHandler)")
 
 // retryAfterSeconds is the Retry-After value for a rejection: whole
 // seconds, rounded up, at least 1.
