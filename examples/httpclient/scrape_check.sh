@@ -110,7 +110,9 @@ log "using $("$prometheus_bin" --version 2>&1 | head -n 1)"
 # ---- the example -----------------------------------------------------------
 
 check_budget "building the example"
-go build -o "$tmp/httpclient" ./examples/httpclient || fail "go build ./examples/httpclient"
+# From inside the examples module, so the build needs neither go.work nor the
+# root module's go.mod to know the exporters.
+(cd examples && go build -o "$tmp/httpclient" ./httpclient) || fail "go build ./httpclient in examples/"
 
 # A port nobody listens on, on loopback (a tiny race with other programs is
 # possible; the start-up checks below then fail clearly).

@@ -1,4 +1,4 @@
-package telemetry_test
+package main
 
 import (
 	"context"
@@ -19,7 +19,8 @@ import (
 
 // The metric and label names as Prometheus shows them, when an application
 // exports levee's metrics with the OpenTelemetry Prometheus exporter's
-// defaults. docs/telemetry.md quotes them.
+// defaults. docs/telemetry.md quotes them. It lives in the examples module,
+// which already has the exporter, so the library's module needs no Prometheus.
 func TestPrometheusExporter_ShowsLeveesMetricNames(t *testing.T) {
 	t.Parallel()
 	registry := prometheus.NewRegistry()
