@@ -34,9 +34,9 @@ func TestPrometheusExporter_ShowsLeveesMetricNames(t *testing.T) {
 		<-ctx.Done()
 		return "", ctx.Err()
 	},
-		fallback.Value("queued", fallback.WithName("pay-fallback"), fallback.WithMeterProvider(mp)),
+		fallback.Value("queued"), // reports under the breaker's name and provider
 		breaker.Policy[string](b),
-		resilience.Timeout[string](time.Millisecond, resilience.WithName("pay-timeout"), resilience.WithMeterProvider(mp)),
+		resilience.Timeout[string](time.Millisecond),
 	)
 	for range 2 {
 		v, err := pay(context.Background())
@@ -47,8 +47,9 @@ func TestPrometheusExporter_ShowsLeveesMetricNames(t *testing.T) {
 
 	// A function a ReturnAtDeadline timeout abandons, counted when it returns.
 	release := make(chan struct{})
-	stubborn := resilience.Wrap(func(context.Context) (int, error) { <-release; return 1, nil },
-		resilience.Timeout[int](time.Millisecond, resilience.WithName("pay-timeout"), resilience.ReturnAtDeadline(), resilience.WithMeterProvider(mp)))
+	stubborn := resilience.WrapWith(resilience.Telemetry{Name: "pay-timeout", MeterProvider: mp},
+		func(context.Context) (int, error) { <-release; return 1, nil },
+		resilience.Timeout[int](time.Millisecond, resilience.ReturnAtDeadline()))
 	_, err = stubborn(context.Background())
 	require.ErrorIs(t, err, resilience.ErrTimeout)
 	close(release)
