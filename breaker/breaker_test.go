@@ -14,6 +14,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/levee-go/levee/breaker"
 	"github.com/levee-go/levee/internal/testkit"
@@ -26,7 +28,10 @@ import (
 // HalfOpen at exactly T+openTimeout. errDown, fail and succeed are the
 // guide's (guide_test.go).
 
-var errNotFound = errors.New("not found")
+var (
+	errNotFound = errors.New("not found")
+	errInvalid  = errors.New("invalid request")
+)
 
 // newBreaker returns a breaker named "dep" with the default threshold (3)
 // and open timeout (30s) unless opts say otherwise.
@@ -437,6 +442,92 @@ func TestBreaker_CallerContextEndingInHalfOpenFreesTheProbeSlot(t *testing.T) {
 	})
 }
 
+func TestBreaker_ContextDoneAtEntryReturnsItsErrorRunsNothingAndCountsIgnored(t *testing.T) {
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	states := map[string]func(*testing.T, *breaker.Breaker){
+		"closed": func(t *testing.T, b *breaker.Breaker) {
+			require.ErrorIs(t, b.Call(context.Background(), fail), errDown)
+		},
+		"open":      trip,
+		"half-open": toHalfOpen,
+		"forced":    func(_ *testing.T, b *breaker.Breaker) { b.ForceOpen(context.Background()) },
+	}
+	for name, reach := range states {
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				listen, changes := recordChanges()
+				b := newBreaker(listen)
+				reach(t, b)
+				state, before, changesBefore := b.State(), b.Counts(), len(changes())
+				fn := &counter{}
+
+				err := b.Call(canceled, fn.call)
+				_, policyErr := breaker.Policy[int](b).Apply(func(context.Context) (int, error) {
+					fn.runs.Add(1)
+					return 1, nil
+				})(canceled)
+
+				assert.Same(t, context.Canceled, err, "ctx.Err(), not a rejection")
+				assert.Same(t, context.Canceled, policyErr)
+				assert.Zero(t, fn.runs.Load(), "nothing runs")
+				want := before
+				want.Ignored += 2
+				assert.Equal(t, want, b.Counts(), "counted ignored, neither rejected nor failed")
+				assert.Equal(t, state, b.State())
+				assert.Len(t, changes(), changesBefore)
+			})
+		})
+	}
+
+	t.Run("half-open slot stays free", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			b := newBreaker()
+			toHalfOpen(t, b)
+			require.Same(t, context.Canceled, b.Call(canceled, succeed))
+
+			fn := &counter{}
+			require.NoError(t, b.Call(context.Background(), fn.call), "the next call is the probe")
+			assert.Equal(t, int64(1), fn.runs.Load())
+			assert.Equal(t, breaker.Closed, b.State())
+		})
+	})
+
+	t.Run("closed count is kept", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			b := newBreaker()
+			require.ErrorIs(t, b.Call(context.Background(), fail), errDown)
+			require.ErrorIs(t, b.Call(context.Background(), fail), errDown)
+			require.Same(t, context.Canceled, b.Call(canceled, succeed))
+			require.ErrorIs(t, b.Call(context.Background(), fail), errDown)
+			assert.Equal(t, breaker.Open, b.State(), "the done call did not reset the count")
+		})
+	})
+}
+
+func TestBreaker_CallWithANilFunctionReturnsAnErrorAndCountsNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		for _, reach := range []func(*testing.T, *breaker.Breaker){
+			func(*testing.T, *breaker.Breaker) {}, // closed
+			trip,
+			toHalfOpen,
+		} {
+			b := newBreaker()
+			reach(t, b)
+			state, before := b.State(), b.Counts()
+
+			var err error
+			require.NotPanics(t, func() { err = b.Call(context.Background(), nil) }, "in %s", state)
+
+			require.Error(t, err, "in %s", state)
+			assert.Contains(t, err.Error(), "must not be nil")
+			assert.NotErrorIs(t, err, breaker.ErrOpen, "a programming error, not a rejection")
+			assert.Equal(t, before, b.Counts(), "in %s: nothing counted", state)
+			assert.Equal(t, state, b.State())
+		}
+	})
+}
+
 func TestBreaker_WithIsFailureFalseCountsAsSuccess(t *testing.T) {
 	isFailure := func(err error) bool {
 		assert.Error(t, err, "isFailure is called only with errors")
@@ -534,9 +625,104 @@ func TestBreaker_PanicWithCanceledContextStillCountsAsFailure(t *testing.T) {
 	})
 }
 
+// --- WithIsIgnored: neutral errors ---
+
+func isInvalid(err error) bool { return errors.Is(err, errInvalid) }
+
+func invalid(context.Context) error { return fmt.Errorf("GET /users/-1: %w", errInvalid) }
+
+func TestBreaker_WithIsIgnoredErrorsLeaveTheFailureCountAsItWas(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBreaker(breaker.WithIsIgnored(isInvalid))
+		ctx := context.Background()
+
+		require.ErrorIs(t, b.Call(ctx, fail), errDown)
+		require.ErrorIs(t, b.Call(ctx, fail), errDown)
+		err := b.Call(ctx, invalid)
+		assert.ErrorIs(t, err, errInvalid, "the caller still gets the error")
+		assert.Equal(t, breaker.Closed, b.State(), "an ignored error is not a failure")
+
+		require.ErrorIs(t, b.Call(ctx, fail), errDown)
+		assert.Equal(t, breaker.Open, b.State(), "nor a success: the count was kept")
+		assert.Equal(t, breaker.Counts{Failure: 3, Ignored: 1}, b.Counts())
+	})
+}
+
+func TestBreaker_WithIsIgnoredIsAskedBeforeWithIsFailure(t *testing.T) {
+	var isFailureSaw []error
+	b := newBreaker(
+		breaker.WithFailureThreshold(1),
+		breaker.WithIsFailure(func(err error) bool { isFailureSaw = append(isFailureSaw, err); return false }),
+		breaker.WithIsIgnored(func(err error) bool {
+			assert.Error(t, err, "isIgnored is called only with errors")
+			return isInvalid(err)
+		}))
+
+	require.ErrorIs(t, b.Call(context.Background(), invalid), errInvalid)
+	require.NoError(t, b.Call(context.Background(), succeed))
+	require.ErrorIs(t, b.Call(context.Background(), fail), errDown)
+
+	assert.Equal(t, breaker.Counts{Success: 2, Ignored: 1}, b.Counts(), "ignored wins over isFailure's success")
+	assert.Equal(t, []error{errDown}, isFailureSaw, "isFailure never sees an ignored error")
+}
+
+func TestBreaker_WithIsIgnoredProbeFreesTheSlotWithoutClosingOrReopening(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		listen, changes := recordChanges()
+		b := newBreaker(breaker.WithIsIgnored(isInvalid), listen)
+		toHalfOpen(t, b)
+
+		require.ErrorIs(t, b.Call(context.Background(), invalid), errInvalid)
+
+		assert.Equal(t, breaker.HalfOpen, b.State())
+		assert.Equal(t, []string{"closed->open", "open->half-open"}, edges(changes()))
+		fn := &counter{}
+		require.NoError(t, b.Call(context.Background(), fn.call))
+		assert.Equal(t, int64(1), fn.runs.Load(), "the probe slot was freed: the next call is the probe")
+		assert.Equal(t, breaker.Closed, b.State())
+		assert.Equal(t, breaker.Counts{Success: 1, Failure: 3, Ignored: 1}, b.Counts())
+	})
+}
+
+// --- A probe that outlives the open timeout ---
+
+func TestBreaker_StaleProbeNoLongerHoldsTheBreakerAndItsResultIsIgnored(t *testing.T) {
+	for _, late := range []error{nil, errDown} {
+		t.Run(fmt.Sprintf("late %v", late), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				listen, changes := recordChanges()
+				b := newBreaker(listen)
+				toHalfOpen(t, b)
+				releaseStale := blockedCall(b, late) // the probe hangs
+
+				time.Sleep(breaker.DefaultOpenTimeout - time.Nanosecond)
+				openErr := requireOpenError(t, b.Call(context.Background(), succeed))
+				assert.Equal(t, breaker.HalfOpen, openErr.State(), "until the open timeout has passed, the probe holds the breaker")
+
+				time.Sleep(time.Nanosecond)
+				releaseProbe := blockedCall(b, nil) // admitted: the next call probes
+				requireOpenError(t, b.Call(context.Background(), succeed))
+
+				assert.Equal(t, late, releaseStale(), "the late probe's caller still gets its result")
+				assert.Equal(t, breaker.HalfOpen, b.State(), "the late result neither closed nor reopened the breaker")
+				requireOpenError(t, b.Call(context.Background(), succeed))
+				assert.Equal(t, breaker.Counts{Failure: 3, Rejected: 3, Ignored: 1}, b.Counts(), "the late result is counted ignored")
+
+				require.NoError(t, releaseProbe())
+				assert.Equal(t, breaker.Closed, b.State(), "the current probe decides")
+				assert.Equal(t, []string{"closed->open", "open->half-open", "half-open->closed"}, edges(changes()))
+			})
+		})
+	}
+}
+
 // --- Construction ---
 
 func TestNew_PanicsOnInvalidSettingsNamingThem(t *testing.T) {
+	var (
+		nilTracerProvider *sdktrace.TracerProvider
+		nilMeterProvider  *sdkmetric.MeterProvider
+	)
 	tests := []struct {
 		name      string
 		breaker   string
@@ -549,9 +735,12 @@ func TestNew_PanicsOnInvalidSettingsNamingThem(t *testing.T) {
 		{"negative open timeout", "dep", []breaker.Option{breaker.WithOpenTimeout(-time.Second)}, []string{"WithOpenTimeout", "got -1s"}},
 		{"zero retry-after limit", "dep", []breaker.Option{breaker.WithRetryAfter(0)}, []string{"WithRetryAfter", "got 0s"}},
 		{"nil failure predicate", "dep", []breaker.Option{breaker.WithIsFailure(nil)}, []string{"WithIsFailure"}},
+		{"nil ignore predicate", "dep", []breaker.Option{breaker.WithIsIgnored(nil)}, []string{"WithIsIgnored", "must not be nil"}},
 		{"nil listener", "dep", []breaker.Option{breaker.WithStateChangeListener(nil)}, []string{"WithStateChangeListener"}},
 		{"nil tracer provider", "dep", []breaker.Option{breaker.WithTracerProvider(nil)}, []string{"WithTracerProvider"}},
 		{"nil meter provider", "dep", []breaker.Option{breaker.WithMeterProvider(nil)}, []string{"WithMeterProvider"}},
+		{"typed-nil tracer provider", "dep", []breaker.Option{breaker.WithTracerProvider(nilTracerProvider)}, []string{"WithTracerProvider", "nil *trace.TracerProvider"}},
+		{"typed-nil meter provider", "dep", []breaker.Option{breaker.WithMeterProvider(nilMeterProvider)}, []string{"WithMeterProvider", "nil *metric.MeterProvider"}},
 		{"nil option", "dep", []breaker.Option{breaker.WithFailureThreshold(2), nil}, []string{"option 1 is nil"}},
 		{"empty name", "", nil, []string{"name must not be empty"}},
 		{"every problem at once", "dep", []breaker.Option{breaker.WithFailureThreshold(0), breaker.WithOpenTimeout(0)}, []string{"WithFailureThreshold", "WithOpenTimeout"}},
@@ -744,6 +933,33 @@ func TestBreaker_CallsEveryListenerInOrderWithTheChange(t *testing.T) {
 			assert.False(t, c.Forced)
 			assert.Equal(t, openedAt.Add(breaker.DefaultOpenTimeout), c.At)
 		}
+	})
+}
+
+func TestBreaker_NoCallWaitsForAListenerNotEvenTheOneThatCausedTheChange(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		unblock := make(chan struct{})
+		var heard atomic.Int64
+		b := newBreaker(breaker.WithFailureThreshold(1), breaker.WithOpenTimeout(2*time.Hour),
+			breaker.WithStateChangeListener(func(breaker.StateChange) {
+				heard.Add(1)
+				select { // a listener that blocks (for an hour at most, so that a call waiting for it fails the test rather than hanging it)
+				case <-unblock:
+				case <-time.After(time.Hour):
+				}
+			}))
+		start := time.Now()
+
+		require.ErrorIs(t, b.Call(context.Background(), fail), errDown)
+		b.Reset(context.Background())
+		require.NoError(t, b.Call(context.Background(), succeed))
+
+		assert.Equal(t, start, time.Now(), "no call waited for the listener, not even the one that opened the breaker")
+		synctest.Wait()
+		assert.Equal(t, int64(1), heard.Load(), "the second change waits for the first listener to return")
+		close(unblock)
+		synctest.Wait()
+		assert.Equal(t, int64(2), heard.Load())
 	})
 }
 
@@ -978,6 +1194,46 @@ func TestBreaker_ResetWhileClosedClearsTheCountWithoutATransition(t *testing.T) 
 	})
 }
 
+// New rule: Reset of a closed breaker starts a fresh period, so a call
+// admitted before it changes nothing after it, failure or success.
+func TestBreaker_ResetWhileClosedStartsAFreshPeriodThatStaleCallsDoNotTouch(t *testing.T) {
+	t.Run("stale failure", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			b := newBreaker()
+			ctx := context.Background()
+			require.ErrorIs(t, b.Call(ctx, fail), errDown)
+			require.ErrorIs(t, b.Call(ctx, fail), errDown)
+			release := blockedCall(b, errDown) // the third failure, admitted before the reset
+
+			b.Reset(ctx)
+			require.ErrorIs(t, release(), errDown)
+
+			assert.Equal(t, breaker.Closed, b.State(), "the stale failure did not open the breaker")
+			require.ErrorIs(t, b.Call(ctx, fail), errDown)
+			require.ErrorIs(t, b.Call(ctx, fail), errDown)
+			assert.Equal(t, breaker.Closed, b.State(), "nor count toward the new period's threshold")
+			require.ErrorIs(t, b.Call(ctx, fail), errDown)
+			assert.Equal(t, breaker.Open, b.State())
+			assert.Equal(t, int64(6), b.Counts().Failure, "it is still counted as a failure")
+		})
+	})
+	t.Run("stale success", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			b := newBreaker()
+			ctx := context.Background()
+			release := blockedCall(b, nil) // admitted before the reset
+
+			b.Reset(ctx)
+			require.ErrorIs(t, b.Call(ctx, fail), errDown)
+			require.ErrorIs(t, b.Call(ctx, fail), errDown)
+			require.NoError(t, release())
+			require.ErrorIs(t, b.Call(ctx, fail), errDown)
+
+			assert.Equal(t, breaker.Open, b.State(), "the stale success did not reset the new period's count")
+		})
+	})
+}
+
 // --- Results of calls admitted in a period that has ended ---
 
 func TestBreaker_StaleFailureAfterResetDoesNotCountInTheNewPeriod(t *testing.T) {
@@ -1054,6 +1310,45 @@ func TestBreaker_CountsEveryCallByOutcome(t *testing.T) {
 }
 
 // --- OpenError ---
+
+func TestOpenError_AccessorsSayWhichBreakerWhichStateAndWhenAProbeMayGo(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		halfOpen := breaker.New("half-open", breaker.WithOpenTimeout(time.Minute))
+		trip(t, halfOpen) // half-opens at start+1m
+		forced := breaker.New("forced", breaker.WithOpenTimeout(time.Minute))
+		forced.ForceOpen(context.Background())
+		time.Sleep(20 * time.Second)
+		open := breaker.New("open", breaker.WithOpenTimeout(time.Minute))
+		trip(t, open) // open until start+1m20s
+
+		time.Sleep(40 * time.Second)
+		synctest.Wait()
+		require.Equal(t, breaker.HalfOpen, halfOpen.State())
+		release := blockedCall(halfOpen, nil) // the probe
+		time.Sleep(10 * time.Second)          // now start+1m10s
+
+		openErr := requireOpenError(t, open.Call(context.Background(), succeed))
+		assert.Equal(t, "open", openErr.Name())
+		assert.Equal(t, breaker.Open, openErr.State())
+		assert.Equal(t, start.Add(time.Minute+20*time.Second), openErr.Until(), "the end of the open period")
+		assert.Equal(t, 10*time.Second, openErr.RetryAfter(), "the time left of it")
+
+		halfOpenErr := requireOpenError(t, halfOpen.Call(context.Background(), succeed))
+		assert.Equal(t, "half-open", halfOpenErr.Name())
+		assert.Equal(t, breaker.HalfOpen, halfOpenErr.State())
+		assert.Equal(t, start.Add(time.Minute), halfOpenErr.Until(), "the moment it became half-open")
+		assert.Zero(t, halfOpenErr.RetryAfter(), "a probe may go as soon as this one ends")
+
+		forcedErr := requireOpenError(t, forced.Call(context.Background(), succeed))
+		assert.Equal(t, "forced", forcedErr.Name())
+		assert.Equal(t, breaker.Open, forcedErr.State())
+		assert.True(t, forcedErr.Until().IsZero(), "no probe is scheduled")
+		assert.Equal(t, time.Minute, forcedErr.RetryAfter(), "the open timeout, as a hint")
+
+		require.NoError(t, release())
+	})
+}
 
 func TestOpenError_MessagesNameTheBreakerAndWhy(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {

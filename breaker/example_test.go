@@ -115,6 +115,21 @@ func ExampleBreaker_ForceOpen() {
 	// closed
 }
 
+// A rejection says which breaker refused the call and how long until it
+// lets a probe through: for a Retry-After header, or a client's back-off.
+func ExampleOpenError() {
+	b := breaker.New("payments", breaker.WithFailureThreshold(1), breaker.WithOpenTimeout(time.Minute))
+	ctx := context.Background()
+	_ = b.Call(ctx, func(context.Context) error { return errors.New("connection refused") })
+
+	err := b.Call(ctx, func(context.Context) error { return nil })
+	if openErr, ok := errors.AsType[*breaker.OpenError](err); ok {
+		fmt.Println(openErr.Name(), openErr.State(), "- retry after", openErr.RetryAfter().Round(time.Second))
+	}
+	b.Reset(ctx)
+	// Output: payments open - retry after 1m0s
+}
+
 // LogStateChanges logs each transition, at a level that says how bad it is.
 func ExampleLogStateChanges() {
 	logger := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{

@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/levee-go/levee/breaker"
 	"github.com/levee-go/levee/internal/testkit"
@@ -116,4 +118,19 @@ func TestPolicy_TimeoutInsideBreakerCountsSlowCallsAsFailures(t *testing.T) {
 		requireOpenError(t, err)
 		assert.Equal(t, int64(3), fn.runs.Load())
 	})
+}
+
+func TestPolicy_IsATelemetrySourceGivingTheBreakersNameAndProviders(t *testing.T) {
+	tp := tracenoop.NewTracerProvider()
+	mp := metricnoop.NewMeterProvider()
+	withProviders := breaker.New("pricing", breaker.WithTracerProvider(tp), breaker.WithMeterProvider(mp))
+	withGlobals := breaker.New("search")
+
+	source, ok := breaker.Policy[int](withProviders).(resilience.TelemetrySource)
+	require.True(t, ok, "a pipeline around a breaker reports under the breaker's telemetry")
+	assert.Equal(t, resilience.Telemetry{Name: "pricing", TracerProvider: tp, MeterProvider: mp}, source.Telemetry())
+
+	source, ok = breaker.Policy[string](withGlobals).(resilience.TelemetrySource)
+	require.True(t, ok)
+	assert.Equal(t, resilience.Telemetry{Name: "search"}, source.Telemetry(), "nil providers: the globals")
 }
