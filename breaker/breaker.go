@@ -161,7 +161,9 @@ var errNilFunc = errors.New("levee: breaker.Call: fn must not be nil")
 
 // Call runs fn through the breaker: at once with an *OpenError if the breaker
 // rejects the call, otherwise fn(ctx), whose error is returned unchanged. A
-// nil fn is refused with an error, and counts nothing.
+// call whose ctx is already done returns ctx.Err() at once without running
+// fn, whatever the state, and counts as ignored. A nil fn is refused with an
+// error, and counts nothing.
 func (b *Breaker) Call(ctx context.Context, fn func(context.Context) error) error {
 	if fn == nil {
 		return errNilFunc

@@ -92,16 +92,22 @@ func stripeHint(salt uintptr) uint64 {
 }
 
 // Counts are the calls a breaker has seen since it was created, by outcome.
-// Success + Failure + Rejected + Ignored is every call made through it.
+// Success + Failure + Rejected + Ignored is every call made through it (a
+// Call with a nil function is refused and counts nothing).
 type Counts struct {
 	// Success: calls that returned no error, or an error WithIsFailure
 	// does not count.
 	Success int64
 	// Failure: calls that failed or panicked.
 	Failure int64
-	// Rejected: calls refused without running the function.
+	// Rejected: calls refused with an *OpenError, without running the
+	// function.
 	Rejected int64
-	// Ignored: calls that ended with the caller's context done.
+	// Ignored: calls that counted neither way: the caller's context was
+	// done (when the call arrived, the function not run, or when it
+	// returned), WithIsIgnored named the error, or a half-open probe
+	// returned after its period had ended (it outlived the open timeout,
+	// or ForceOpen or Reset came first).
 	Ignored int64
 }
 

@@ -12,12 +12,11 @@ import (
 	"github.com/levee-go/levee/resilience"
 )
 
-// A breaker goes closed -> open -> half-open -> closed. The clock is a plain
-// variable so that the example runs in no time; leave WithClock out in real
-// code.
+// A breaker goes closed -> open -> half-open -> closed. The open timeout is
+// a few milliseconds so that the example runs at once; a test lets a real
+// 30s timeout pass at once with testing/synctest (docs/testing.md).
 func Example() {
-	now := time.Date(2026, time.January, 1, 12, 0, 0, 0, time.UTC)
-	b := breaker.New("payments", breaker.WithClock(func() time.Time { return now }))
+	b := breaker.New("payments", breaker.WithOpenTimeout(5*time.Millisecond))
 	ctx := context.Background()
 	down := func(context.Context) error { return errors.New("connection refused") }
 	up := func(context.Context) error { return nil }
@@ -27,23 +26,21 @@ func Example() {
 		_ = b.Call(ctx, down)
 	}
 	fmt.Println("after 3 failures:", b.State())
+	fmt.Println("rejected:", b.Call(ctx, up))
 
-	err := b.Call(ctx, up)
-	var openErr *breaker.OpenError
-	if errors.As(err, &openErr) {
-		fmt.Println("rejected:", err, "- retry after", openErr.RetryAfter())
+	// The open timer half-opens the breaker; wait for it, a second at most.
+	for deadline := time.Now().Add(time.Second); b.State() == breaker.Open && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
 	}
+	fmt.Println("after the open timeout:", b.State())
 
-	now = now.Add(30 * time.Second)
-	fmt.Println("30s later:", b.State())
-
-	err = b.Call(ctx, up) // the probe
+	err := b.Call(ctx, up) // the probe
 	fmt.Println("probe:", err, "- state", b.State())
 	// Output:
 	// start: closed
 	// after 3 failures: open
-	// rejected: levee: circuit breaker "payments" is open - retry after 30s
-	// 30s later: half-open
+	// rejected: levee: circuit breaker "payments" is open
+	// after the open timeout: half-open
 	// probe: <nil> - state closed
 }
 
@@ -56,20 +53,30 @@ func ExampleNew() {
 	// Output: inventory closed
 }
 
+// Listeners run on a goroutine of the breaker's, after the change: no call
+// waits for them, and they hear of every change in order.
 func ExampleWithStateChangeListener() {
-	now := time.Date(2026, time.January, 1, 12, 0, 0, 0, time.UTC)
+	changes := make(chan breaker.StateChange, 8)
 	b := breaker.New("payments",
-		breaker.WithClock(func() time.Time { return now }),
 		breaker.WithFailureThreshold(1),
-		breaker.WithStateChangeListener(func(c breaker.StateChange) {
-			fmt.Printf("%s: %s -> %s\n", c.Name, c.From, c.To)
-		}),
+		breaker.WithOpenTimeout(5*time.Millisecond),
+		breaker.WithStateChangeListener(func(c breaker.StateChange) { changes <- c }),
 	)
 	ctx := context.Background()
+	printNext := func() {
+		select {
+		case c := <-changes:
+			fmt.Printf("%s: %s -> %s\n", c.Name, c.From, c.To)
+		case <-time.After(time.Second):
+			fmt.Println("no change within a second")
+		}
+	}
 
 	_ = b.Call(ctx, func(context.Context) error { return errors.New("timeout") })
-	now = now.Add(30 * time.Second)
+	printNext() // the failure opened the breaker
+	printNext() // its open timer half-opened it
 	_ = b.Call(ctx, func(context.Context) error { return nil })
+	printNext() // the probe closed it
 	// Output:
 	// payments: closed -> open
 	// payments: open -> half-open
@@ -108,6 +115,21 @@ func ExampleBreaker_ForceOpen() {
 	// closed
 }
 
+// A rejection says which breaker refused the call and how long until it
+// lets a probe through: for a Retry-After header, or a client's back-off.
+func ExampleOpenError() {
+	b := breaker.New("payments", breaker.WithFailureThreshold(1), breaker.WithOpenTimeout(time.Minute))
+	ctx := context.Background()
+	_ = b.Call(ctx, func(context.Context) error { return errors.New("connection refused") })
+
+	err := b.Call(ctx, func(context.Context) error { return nil })
+	if openErr, ok := errors.AsType[*breaker.OpenError](err); ok {
+		fmt.Println(openErr.Name(), openErr.State(), "- retry after", openErr.RetryAfter().Round(time.Second))
+	}
+	b.Reset(ctx)
+	// Output: payments open - retry after 1m0s
+}
+
 // LogStateChanges logs each transition, at a level that says how bad it is.
 func ExampleLogStateChanges() {
 	logger := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{
@@ -118,12 +140,25 @@ func ExampleLogStateChanges() {
 			return a
 		},
 	}))
+	logged := make(chan struct{})
 	b := breaker.New("payments",
 		breaker.WithFailureThreshold(1),
-		breaker.WithStateChangeListener(breaker.LogStateChanges(logger)))
+		breaker.WithStateChangeListener(breaker.LogStateChanges(logger)),
+		// Listeners run in order on a goroutine of the breaker's: this one
+		// says when the last change has been logged.
+		breaker.WithStateChangeListener(func(c breaker.StateChange) {
+			if c.To == breaker.Closed {
+				close(logged)
+			}
+		}))
 
 	_ = b.Call(context.Background(), func(context.Context) error { return errors.New("down") })
 	b.Reset(context.Background())
+	select {
+	case <-logged:
+	case <-time.After(time.Second):
+		fmt.Println("not logged within a second")
+	}
 	// Output:
 	// level=ERROR msg="levee: circuit breaker opened" levee.policy.name=payments levee.circuit_breaker.from=closed levee.circuit_breaker.to=open levee.circuit_breaker.consecutive_failures=1 levee.circuit_breaker.forced=false
 	// level=INFO msg="levee: circuit breaker closed" levee.policy.name=payments levee.circuit_breaker.from=open levee.circuit_breaker.to=closed levee.circuit_breaker.consecutive_failures=0 levee.circuit_breaker.forced=true

@@ -8,13 +8,13 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/levee-go/levee/breaker"
-	"github.com/levee-go/levee/internal/fakeclock"
 	"github.com/levee-go/levee/telemetry"
 )
 
@@ -34,44 +34,46 @@ func decodeLines(t *testing.T, buf *bytes.Buffer) []map[string]any {
 }
 
 func TestLogStateChanges_LogsEachTransitionAtItsLevelWithTelemetryAttributes(t *testing.T) {
-	var buf bytes.Buffer
-	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	clock := fakeclock.New()
-	b := breaker.New("payments",
-		breaker.WithFailureThreshold(2),
-		breaker.WithOpenTimeout(time.Second),
-		breaker.WithClock(clock.Now),
-		breaker.WithStateChangeListener(breaker.LogStateChanges(logger)))
-	ctx := context.Background()
-	boom := errors.New("boom")
-	fail := func(context.Context) error { return boom }
-	ok := func(context.Context) error { return nil }
+	synctest.Test(t, func(t *testing.T) {
+		var buf bytes.Buffer
+		logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		b := breaker.New("payments",
+			breaker.WithFailureThreshold(2),
+			breaker.WithOpenTimeout(time.Second),
+			breaker.WithStateChangeListener(breaker.LogStateChanges(logger)))
+		ctx := context.Background()
+		boom := errors.New("boom")
+		fail := func(context.Context) error { return boom }
+		ok := func(context.Context) error { return nil }
 
-	require.ErrorIs(t, b.Call(ctx, fail), boom)
-	require.ErrorIs(t, b.Call(ctx, fail), boom) // closed -> open
-	clock.Advance(time.Second)
-	require.Equal(t, breaker.HalfOpen, b.State()) // open -> half-open
-	require.NoError(t, b.Call(ctx, ok))           // half-open -> closed
-	b.ForceOpen(ctx)                              // closed -> open, forced
+		require.ErrorIs(t, b.Call(ctx, fail), boom)
+		require.ErrorIs(t, b.Call(ctx, fail), boom) // closed -> open
+		time.Sleep(time.Second)                     // open -> half-open, by the open timer
+		synctest.Wait()
+		require.Equal(t, breaker.HalfOpen, b.State())
+		require.NoError(t, b.Call(ctx, ok)) // half-open -> closed
+		b.ForceOpen(ctx)                    // closed -> open, forced
+		synctest.Wait()                     // the listener runs on the breaker's delivery goroutine
 
-	want := []map[string]any{
-		{"level": "ERROR", "msg": "levee: circuit breaker opened", "from": "closed", "to": "open", "failures": 2.0, "forced": false},
-		{"level": "WARN", "msg": "levee: circuit breaker half-open", "from": "open", "to": "half_open", "failures": 0.0, "forced": false},
-		{"level": "INFO", "msg": "levee: circuit breaker closed", "from": "half_open", "to": "closed", "failures": 0.0, "forced": false},
-		{"level": "ERROR", "msg": "levee: circuit breaker opened", "from": "closed", "to": "open", "failures": 0.0, "forced": true},
-	}
-	records := decodeLines(t, &buf)
-	require.Len(t, records, len(want))
-	for i, w := range want {
-		rec := records[i]
-		assert.Equal(t, w["level"], rec["level"], "record %d", i)
-		assert.Equal(t, w["msg"], rec["msg"], "record %d", i)
-		assert.Equal(t, "payments", rec[string(telemetry.KeyPolicyName)], "record %d", i)
-		assert.Equal(t, w["from"], rec[string(telemetry.KeyBreakerFrom)], "record %d", i)
-		assert.Equal(t, w["to"], rec[string(telemetry.KeyBreakerTo)], "record %d", i)
-		assert.Equal(t, w["failures"], rec[string(telemetry.KeyBreakerConsecutiveFailures)], "record %d", i)
-		assert.Equal(t, w["forced"], rec[string(telemetry.KeyBreakerForced)], "record %d", i)
-	}
+		want := []map[string]any{
+			{"level": "ERROR", "msg": "levee: circuit breaker opened", "from": "closed", "to": "open", "failures": 2.0, "forced": false},
+			{"level": "WARN", "msg": "levee: circuit breaker half-open", "from": "open", "to": "half_open", "failures": 0.0, "forced": false},
+			{"level": "INFO", "msg": "levee: circuit breaker closed", "from": "half_open", "to": "closed", "failures": 0.0, "forced": false},
+			{"level": "ERROR", "msg": "levee: circuit breaker opened", "from": "closed", "to": "open", "failures": 0.0, "forced": true},
+		}
+		records := decodeLines(t, &buf)
+		require.Len(t, records, len(want))
+		for i, w := range want {
+			rec := records[i]
+			assert.Equal(t, w["level"], rec["level"], "record %d", i)
+			assert.Equal(t, w["msg"], rec["msg"], "record %d", i)
+			assert.Equal(t, "payments", rec[string(telemetry.KeyPolicyName)], "record %d", i)
+			assert.Equal(t, w["from"], rec[string(telemetry.KeyBreakerFrom)], "record %d", i)
+			assert.Equal(t, w["to"], rec[string(telemetry.KeyBreakerTo)], "record %d", i)
+			assert.Equal(t, w["failures"], rec[string(telemetry.KeyBreakerConsecutiveFailures)], "record %d", i)
+			assert.Equal(t, w["forced"], rec[string(telemetry.KeyBreakerForced)], "record %d", i)
+		}
+	})
 }
 
 func TestLogStateChanges_NilLoggerLogsToTheDefaultLoggerAtChangeTime(t *testing.T) {
