@@ -33,18 +33,14 @@ func benchEach(b *testing.B, bench func(b *testing.B, env benchEnv)) {
 	testkit.BenchEach(b, func(b *testing.B, env testkit.BenchEnv) { bench(b, benchEnv{env}) })
 }
 
-func (e benchEnv) timeout(d time.Duration, opts ...resilience.TimeoutOption) resilience.Policy[int] {
-	return resilience.Timeout[int](d, append([]resilience.TimeoutOption{
-		resilience.WithMeterProvider(e.MP), resilience.WithTracerProvider(e.TP)}, opts...)...)
+// wrap builds a pipeline reporting to the benchmark's providers.
+func (e benchEnv) wrap(fn resilience.Func[int], policies ...resilience.Policy[int]) resilience.Func[int] {
+	return resilience.WrapWith(resilience.Telemetry{Name: "bench", MeterProvider: e.MP, TracerProvider: e.TP}, fn, policies...)
 }
 
 func (e benchEnv) breaker(opts ...breaker.Option) *breaker.Breaker {
 	return breaker.New("bench", append([]breaker.Option{
 		breaker.WithMeterProvider(e.MP), breaker.WithTracerProvider(e.TP)}, opts...)...)
-}
-
-func (e benchEnv) fallback(v int) resilience.Policy[int] {
-	return fallback.Value(v, fallback.WithMeterProvider(e.MP), fallback.WithTracerProvider(e.TP))
 }
 
 var errBench = errors.New("bench: dependency failed")
@@ -80,7 +76,7 @@ func BenchmarkWithTimeout(b *testing.B) {
 // BenchmarkTimeout: a call that returns well within its Timeout.
 func BenchmarkTimeout(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
-		testkit.BenchCall(b, env.Ctx, resilience.Wrap(benchWork, env.timeout(time.Second)))
+		testkit.BenchCall(b, env.Ctx, env.wrap(benchWork, resilience.Timeout[int](time.Second)))
 	})
 }
 
@@ -90,7 +86,7 @@ func BenchmarkTimeout(b *testing.B) {
 // error value.
 func BenchmarkTimeoutExceeded(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
-		get := resilience.Wrap(benchHonourDeadline, env.timeout(time.Nanosecond))
+		get := env.wrap(benchHonourDeadline, resilience.Timeout[int](time.Nanosecond))
 		if _, err := get(env.Ctx); !errors.Is(err, resilience.ErrTimeout) {
 			b.Fatalf("got %v, want a timeout", err)
 		}
@@ -102,7 +98,7 @@ func BenchmarkTimeoutExceeded(b *testing.B) {
 // Timeout, which runs the function in a goroutine of its own.
 func BenchmarkTimeoutReturnAtDeadline(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
-		testkit.BenchCall(b, env.Ctx, resilience.Wrap(benchWork, env.timeout(time.Second, resilience.ReturnAtDeadline())))
+		testkit.BenchCall(b, env.Ctx, env.wrap(benchWork, resilience.Timeout[int](time.Second, resilience.ReturnAtDeadline())))
 	})
 }
 
@@ -111,8 +107,8 @@ func BenchmarkTimeoutReturnAtDeadline(b *testing.B) {
 // Compare with BenchmarkWithTimeout.
 func BenchmarkPipeline(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
-		testkit.BenchCall(b, env.Ctx, resilience.Wrap(benchWork,
-			env.fallback(0), breaker.Policy[int](env.breaker()), env.timeout(time.Second)))
+		testkit.BenchCall(b, env.Ctx, env.wrap(benchWork,
+			fallback.Value(0), breaker.Policy[int](env.breaker()), resilience.Timeout[int](time.Second)))
 	})
 }
 
@@ -123,7 +119,7 @@ func BenchmarkPipelineOpen(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
 		br := env.breaker(breaker.WithOpenTimeout(time.Hour))
 		br.ForceOpen(env.Ctx)
-		get := resilience.Wrap(benchWork, env.fallback(-1), breaker.Policy[int](br), env.timeout(time.Second))
+		get := env.wrap(benchWork, fallback.Value(-1), breaker.Policy[int](br), resilience.Timeout[int](time.Second))
 		if v, err := get(env.Ctx); v != -1 || err != nil {
 			b.Fatalf("got %d, %v; want the fallback's answer", v, err)
 		}
@@ -137,6 +133,6 @@ func BenchmarkPipelineOpen(b *testing.B) {
 func BenchmarkPipelineFailing(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
 		br := env.breaker(breaker.WithFailureThreshold(1 << 30))
-		testkit.BenchCall(b, env.Ctx, resilience.Wrap(benchFail, env.fallback(-1), breaker.Policy[int](br), env.timeout(time.Second)))
+		testkit.BenchCall(b, env.Ctx, env.wrap(benchFail, fallback.Value(-1), breaker.Policy[int](br), resilience.Timeout[int](time.Second)))
 	})
 }

@@ -9,24 +9,54 @@ import (
 	"github.com/levee-go/levee/resilience"
 )
 
-// Wrap guards a function once; the result is called like the function.
-func ExampleWrap() {
-	slowQuery := func(ctx context.Context) (string, error) {
-		select {
-		case <-time.After(time.Minute): // the dependency hangs
-			return "rows", nil
-		case <-ctx.Done():
-			return "", ctx.Err()
-		}
+// queryOrders stands for a dependency that hangs.
+func queryOrders(ctx context.Context) (string, error) {
+	select {
+	case <-time.After(time.Minute):
+		return "rows", nil
+	case <-ctx.Done():
+		return "", ctx.Err()
 	}
-	query := resilience.Wrap(slowQuery, resilience.Timeout[string](10*time.Millisecond, resilience.WithName("orders-db")))
+}
+
+// Wrap guards a function once; the result is called like the function. A
+// pipeline given no name, and no breaker to take one from, reports under
+// the guarded function's name, so that two pipelines never share series.
+func ExampleWrap() {
+	query := resilience.Wrap(queryOrders, resilience.Timeout[string](10*time.Millisecond))
 
 	_, err := query(context.Background())
 	fmt.Println(err)
 	fmt.Println(errors.Is(err, resilience.ErrTimeout), errors.Is(err, context.DeadlineExceeded))
 	// Output:
-	// levee: timeout "orders-db" exceeded after 10ms
+	// levee: timeout "github.com/levee-go/levee/resilience_test.queryOrders" exceeded after 10ms
 	// true true
+}
+
+// WrapWith names a pipeline, and gives it its providers, once: every policy
+// in it reports under that name.
+func ExampleWrapWith() {
+	query := resilience.WrapWith(resilience.Telemetry{Name: "orders-db"}, queryOrders,
+		resilience.Timeout[string](10*time.Millisecond))
+
+	_, err := query(context.Background())
+	fmt.Println(err)
+	// Output:
+	// levee: timeout "orders-db" exceeded after 10ms
+}
+
+// Named renames one policy of a pipeline: here the Timeout around each
+// attempt, beside the one around the whole call.
+func ExampleNamed() {
+	query := resilience.WrapWith(resilience.Telemetry{Name: "orders-db"}, queryOrders,
+		resilience.Timeout[string](time.Minute),
+		resilience.Named("orders-db-attempt", resilience.Timeout[string](10*time.Millisecond)),
+	)
+
+	_, err := query(context.Background())
+	fmt.Println(err)
+	// Output:
+	// levee: timeout "orders-db-attempt" exceeded after 10ms
 }
 
 // Policies are listed outermost first: Do(ctx, fn, a, b) runs a(b(fn)).
@@ -87,8 +117,8 @@ func ExampleReturnAtDeadline() {
 		<-unblock
 		return 1, nil
 	}
-	get := resilience.Wrap(ignoresContext, resilience.Timeout[int](10*time.Millisecond,
-		resilience.WithName("legacy-client"), resilience.ReturnAtDeadline()))
+	get := resilience.WrapWith(resilience.Telemetry{Name: "legacy-client"}, ignoresContext,
+		resilience.Timeout[int](10*time.Millisecond, resilience.ReturnAtDeadline()))
 
 	_, err := get(context.Background())
 	fmt.Println(err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -16,7 +17,6 @@ import (
 
 	"github.com/levee-go/levee/breaker"
 	"github.com/levee-go/levee/fallback"
-	"github.com/levee-go/levee/internal/fakeclock"
 	"github.com/levee-go/levee/internal/testkit"
 	"github.com/levee-go/levee/resilience"
 )
@@ -78,70 +78,77 @@ func faultyTelemetries() []faultyTelemetry {
 // TestFaults_TelemetryFaultsNeverReachAPipelinesCalls is deliberately not
 // parallel: it installs an OpenTelemetry error handler (a global) for its
 // duration, to check each fault is reported there rather than to a caller.
+// Each fault runs in a synctest bubble, so that the breaker's open timeout
+// cannot pass while the test looks at it, and the periodic reader's
+// interval passes at once.
 func TestFaults_TelemetryFaultsNeverReachAPipelinesCalls(t *testing.T) {
 	reported := testkit.CaptureOTelErrors(t)
 	for _, fault := range faultyTelemetries() {
 		t.Run(fault.name, func(t *testing.T) {
-			mp, tp, stop := fault.setup()
-			stopped := false
-			defer func() {
-				if !stopped {
-					stop()
-				}
-			}()
-			ctx, span := tp.Tracer("test").Start(context.Background(), "caller")
-			defer span.End()
-			clock := fakeclock.New()
-			b := breaker.New("faulty", breaker.WithFailureThreshold(1), breaker.WithClock(clock.Now),
-				breaker.WithMeterProvider(mp), breaker.WithTracerProvider(tp))
-			timeout := resilience.Timeout[string](time.Millisecond, resilience.WithName("faulty"),
-				resilience.WithMeterProvider(mp), resilience.WithTracerProvider(tp))
-			stale := fallback.Func(func(_ context.Context, err error) (string, error) {
-				if errors.Is(err, breaker.ErrOpen) {
-					return "stale", nil
-				}
-				return "", err
-			}, fallback.WithName("faulty"), fallback.WithMeterProvider(mp), fallback.WithTracerProvider(tp))
-
-			// The timeout alone: the function's result, then ErrTimeout wrapping its error.
-			v, err := resilience.Do(ctx, func(context.Context) (string, error) { return "fresh", nil }, timeout)
-			require.NoError(t, err)
-			require.Equal(t, "fresh", v)
-			_, err = resilience.Do(ctx, func(ctx context.Context) (string, error) {
-				<-ctx.Done()
-				return "", errFaultQuery
-			}, timeout)
-			require.ErrorIs(t, err, resilience.ErrTimeout)
-			require.ErrorIs(t, err, errFaultQuery)
-
-			// The pipeline: success, the timeout trips the breaker, the fallback answers.
-			pipeline := func(fn resilience.Func[string]) resilience.Func[string] {
-				return resilience.Wrap(fn, stale, breaker.Policy[string](b), timeout)
-			}
-			v, err = pipeline(func(context.Context) (string, error) { return "fresh", nil })(ctx)
-			require.NoError(t, err)
-			require.Equal(t, "fresh", v)
-			v, err = pipeline(func(ctx context.Context) (string, error) {
-				<-ctx.Done()
-				return "", ctx.Err()
-			})(ctx)
-			require.ErrorIs(t, err, resilience.ErrTimeout, "the fallback passes the timeout on (its f returns it)")
-			var fbErr *fallback.Error
-			require.False(t, errors.As(err, &fbErr), "f returned the original error itself: no fallback.Error")
-			assert.Empty(t, v)
-			require.Equal(t, breaker.Open, b.State())
-			ran := false
-			v, err = pipeline(func(context.Context) (string, error) { ran = true; return "fresh", nil })(ctx)
-			require.NoError(t, err)
-			assert.Equal(t, "stale", v, "the fallback answers for the open breaker")
-			assert.False(t, ran)
-
-			stopped = true
-			stop()
-			assert.Positive(t, countErrors(reported.Take(), func(err error) bool { return errors.Is(err, fault.target) }),
-				"the fault reached otel.Handle")
+			synctest.Test(t, func(t *testing.T) { telemetryFaultNeverReachesCalls(t, fault, reported) })
 		})
 	}
+}
+
+func telemetryFaultNeverReachesCalls(t *testing.T, fault faultyTelemetry, reported *testkit.OTelErrors) {
+	mp, tp, stop := fault.setup()
+	stopped := false
+	defer func() {
+		if !stopped {
+			stop()
+		}
+	}()
+	ctx, span := tp.Tracer("test").Start(context.Background(), "caller")
+	defer span.End()
+	b := breaker.New("faulty", breaker.WithFailureThreshold(1),
+		breaker.WithMeterProvider(mp), breaker.WithTracerProvider(tp))
+	tel := resilience.Telemetry{Name: "faulty", MeterProvider: mp, TracerProvider: tp}
+	timeout := resilience.Timeout[string](time.Millisecond)
+	stale := fallback.Func(func(_ context.Context, err error) (string, error) {
+		if errors.Is(err, breaker.ErrOpen) {
+			return "stale", nil
+		}
+		return "", err
+	})
+
+	// The timeout alone: the function's result, then ErrTimeout wrapping its error.
+	v, err := resilience.WrapWith(tel, func(context.Context) (string, error) { return "fresh", nil }, timeout)(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "fresh", v)
+	_, err = resilience.WrapWith(tel, func(ctx context.Context) (string, error) {
+		<-ctx.Done()
+		return "", errFaultQuery
+	}, timeout)(ctx)
+	require.ErrorIs(t, err, resilience.ErrTimeout)
+	require.ErrorIs(t, err, errFaultQuery)
+
+	// The pipeline, reporting under the breaker's name and providers:
+	// success, the timeout trips the breaker, the fallback answers.
+	pipeline := func(fn resilience.Func[string]) resilience.Func[string] {
+		return resilience.Wrap(fn, stale, breaker.Policy[string](b), timeout)
+	}
+	v, err = pipeline(func(context.Context) (string, error) { return "fresh", nil })(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "fresh", v)
+	v, err = pipeline(func(ctx context.Context) (string, error) {
+		<-ctx.Done()
+		return "", ctx.Err()
+	})(ctx)
+	require.ErrorIs(t, err, resilience.ErrTimeout, "the fallback passes the timeout on (its f returns it)")
+	var fbErr *fallback.Error
+	require.False(t, errors.As(err, &fbErr), "f returned the original error itself: no fallback.Error")
+	assert.Empty(t, v)
+	require.Equal(t, breaker.Open, b.State())
+	ran := false
+	v, err = pipeline(func(context.Context) (string, error) { ran = true; return "fresh", nil })(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "stale", v, "the fallback answers for the open breaker")
+	assert.False(t, ran)
+
+	stopped = true
+	stop()
+	assert.Positive(t, countErrors(reported.Take(), func(err error) bool { return errors.Is(err, fault.target) }),
+		"the fault reached otel.Handle")
 }
 
 // TestFaults_AbandonedFunctionsPanicGoesToTheErrorHandler is not parallel
@@ -150,24 +157,25 @@ func TestFaults_TelemetryFaultsNeverReachAPipelinesCalls(t *testing.T) {
 // process, and the caller keeps its ErrTimeout.
 func TestFaults_AbandonedFunctionsPanicGoesToTheErrorHandler(t *testing.T) {
 	reported := testkit.CaptureOTelErrors(t)
-	release := make(chan struct{})
-	finished := make(chan struct{})
-	get := resilience.Wrap(func(context.Context) (int, error) {
-		<-release
-		defer close(finished)
-		panic("abandoned and broken")
-	}, resilience.Timeout[int](time.Millisecond, resilience.ReturnAtDeadline(), resilience.WithName("abandoning")))
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		finished := make(chan struct{})
+		get := resilience.WrapWith(resilience.Telemetry{Name: "abandoning"}, func(context.Context) (int, error) {
+			<-release
+			defer close(finished)
+			panic("abandoned and broken")
+		}, resilience.Timeout[int](time.Millisecond, resilience.ReturnAtDeadline()))
 
-	v, err := get(context.Background())
-	require.ErrorIs(t, err, resilience.ErrTimeout)
-	assert.Zero(t, v)
+		v, err := get(context.Background())
+		require.ErrorIs(t, err, resilience.ErrTimeout)
+		assert.Zero(t, v)
 
-	close(release)
-	<-finished
-	require.Eventually(t, func() bool {
+		close(release)
+		<-finished
+		synctest.Wait() // the goroutine that ran it has reported the panic and ended
 		errs := reported.Take()
-		return countErrors(errs, func(err error) bool {
-			return strings.Contains(err.Error(), "abandoned and broken") && strings.Contains(err.Error(), "abandoning")
-		}) == 1
-	}, 5*time.Second, time.Millisecond, "the abandoned function's panic reached otel.Handle, naming the timeout")
+		assert.Equal(t, 1, countErrors(errs, func(err error) bool {
+			return strings.Contains(err.Error(), "abandoned and broken") && strings.Contains(err.Error(), `"abandoning"`)
+		}), "the abandoned function's panic reached otel.Handle, naming the timeout: %v", errs)
+	})
 }

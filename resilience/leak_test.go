@@ -58,9 +58,8 @@ func TestReturnAtDeadline_LeavesNothingRunningOnceAbandonedFunctionsReturn(t *te
 	release := make(chan struct{})
 	var finished sync.WaitGroup
 	finished.Add(calls)
-	get := resilience.Wrap(leakTestStubborn(release, &finished),
-		resilience.Timeout[int](time.Millisecond, resilience.ReturnAtDeadline(),
-			resilience.WithName("leak"), resilience.WithMeterProvider(mp)))
+	get := resilience.WrapWith(resilience.Telemetry{Name: "leak", MeterProvider: mp}, leakTestStubborn(release, &finished),
+		resilience.Timeout[int](time.Millisecond, resilience.ReturnAtDeadline()))
 
 	var callers sync.WaitGroup
 	errs := make([]error, calls)

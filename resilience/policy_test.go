@@ -123,7 +123,7 @@ func TestWrap_PanicsNamingTheProblemAndItsPosition(t *testing.T) {
 		{"nil fn", func() { resilience.Wrap[int](nil, pass) }, "levee: resilience.Wrap: fn must not be nil"},
 		{"nil policy", func() { resilience.Wrap(fn, pass, nil, pass) }, "levee: resilience.Wrap: policies[1] is nil"},
 		{"Apply returns nil", func() { resilience.Wrap(fn, returnsNil, pass) }, "levee: resilience.Wrap: policies[0].Apply returned a nil Func"},
-		{"Do with a nil policy", func() { _, _ = resilience.Do(context.Background(), fn, nil) }, "levee: resilience.Wrap: policies[0] is nil"},
+		{"Do with a nil policy", func() { _, _ = resilience.Do(context.Background(), fn, nil) }, "levee: resilience.Do: policies[0] is nil"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -21,17 +22,21 @@ import (
 )
 
 // Tests of the timeout rows of docs/telemetry.md: levee.timeout.exceeded
-// (metric and span event) and levee.timeout.abandoned.
+// (metric and span event) and levee.timeout.abandoned. Each runs in a
+// synctest bubble: the deadline passes at once, and "once the abandoned
+// function returns" is a synctest.Wait, not a poll.
 
 const telDeadline = 2 * time.Millisecond
 
-// telTimeout returns a Timeout[int] of telDeadline named name reporting to h.
-func telTimeout(h *telemetrytest.Harness, name string, opts ...resilience.TimeoutOption) resilience.Policy[int] {
-	return resilience.Timeout[int](telDeadline, append([]resilience.TimeoutOption{
-		resilience.WithName(name),
-		resilience.WithTracerProvider(h.TracerProvider),
-		resilience.WithMeterProvider(h.MeterProvider),
-	}, opts...)...)
+// telTelemetry is the Telemetry of a pipeline named name reporting to h.
+func telTelemetry(h *telemetrytest.Harness, name string) resilience.Telemetry {
+	return resilience.Telemetry{Name: name, TracerProvider: h.TracerProvider, MeterProvider: h.MeterProvider}
+}
+
+// telWrap returns fn guarded by a Timeout[int] of telDeadline, in a pipeline
+// named name reporting to h.
+func telWrap(h *telemetrytest.Harness, name string, fn resilience.Func[int], opts ...resilience.TimeoutOption) resilience.Func[int] {
+	return resilience.WrapWith(telTelemetry(h, name), fn, resilience.Timeout[int](telDeadline, opts...))
 }
 
 // telHonourDeadline waits for its context to end, as a slow call that
@@ -64,41 +69,45 @@ func telAssertCounter(t *testing.T, h *telemetrytest.Harness, name, unit string,
 
 func TestTimeoutTelemetry_ExceededCountedAndReportedOnTheCallersSpan(t *testing.T) {
 	t.Parallel()
-	h := telemetrytest.New(t)
-	call := resilience.Wrap(telHonourDeadline, telTimeout(h, "inventory"))
+	synctest.Test(t, func(t *testing.T) {
+		h := telemetrytest.New(t)
+		call := telWrap(h, "inventory", telHonourDeadline)
 
-	ctx, caller := h.StartSpan(context.Background(), "GET /stock")
-	_, err := call(ctx)
-	caller.End()
-	require.ErrorIs(t, err, resilience.ErrTimeout)
+		ctx, caller := h.StartSpan(context.Background(), "GET /stock")
+		_, err := call(ctx)
+		caller.End()
+		require.ErrorIs(t, err, resilience.ErrTimeout)
 
-	name := telemetry.KeyPolicyName.String("inventory")
-	telAssertCounter(t, h, telemetry.MetricTimeoutExceeded, "{call}",
-		metricdata.DataPoint[int64]{Attributes: attribute.NewSet(name), Value: 1})
+		name := telemetry.KeyPolicyName.String("inventory")
+		telAssertCounter(t, h, telemetry.MetricTimeoutExceeded, "{call}",
+			metricdata.DataPoint[int64]{Attributes: attribute.NewSet(name), Value: 1})
 
-	events := h.Span("GET /stock").Events()
-	require.Len(t, events, 1)
-	assert.Equal(t, telemetry.EventTimeoutExceeded, events[0].Name)
-	assert.ElementsMatch(t, []attribute.KeyValue{
-		name,
-		telemetry.KeyTimeout.Float64(telDeadline.Seconds()),
-		telemetry.KeyErrorType.String("timeout"),
-	}, events[0].Attributes)
-	assert.Len(t, h.Spans(""), 1, "a Timeout starts no span of its own")
+		events := h.Span("GET /stock").Events()
+		require.Len(t, events, 1)
+		assert.Equal(t, telemetry.EventTimeoutExceeded, events[0].Name)
+		assert.ElementsMatch(t, []attribute.KeyValue{
+			name,
+			telemetry.KeyTimeout.Float64(telDeadline.Seconds()),
+			telemetry.KeyErrorType.String("timeout"),
+		}, events[0].Attributes)
+		assert.Len(t, h.Spans(""), 1, "a Timeout starts no span of its own")
+	})
 }
 
 func TestTimeoutTelemetry_ExceededAlsoWhenReturningAtTheDeadline(t *testing.T) {
 	t.Parallel()
-	h := telemetrytest.New(t)
-	call := resilience.Wrap(telHonourDeadline, telTimeout(h, "inventory", resilience.ReturnAtDeadline()))
+	synctest.Test(t, func(t *testing.T) {
+		h := telemetrytest.New(t)
+		call := telWrap(h, "inventory", telHonourDeadline, resilience.ReturnAtDeadline())
 
-	ctx, caller := h.StartSpan(context.Background(), "GET /stock")
-	_, err := call(ctx)
-	caller.End()
-	require.ErrorIs(t, err, resilience.ErrTimeout)
+		ctx, caller := h.StartSpan(context.Background(), "GET /stock")
+		_, err := call(ctx)
+		caller.End()
+		require.ErrorIs(t, err, resilience.ErrTimeout)
 
-	h.AssertInt64(telemetry.MetricTimeoutExceeded, 1, telemetry.KeyPolicyName.String("inventory"))
-	assert.Len(t, telemetrytest.EventsOn(h.Span("GET /stock"), telemetry.EventTimeoutExceeded), 1)
+		h.AssertInt64(telemetry.MetricTimeoutExceeded, 1, telemetry.KeyPolicyName.String("inventory"))
+		assert.Len(t, telemetrytest.EventsOn(h.Span("GET /stock"), telemetry.EventTimeoutExceeded), 1)
+	})
 }
 
 func TestTimeoutTelemetry_NothingWhenTheTimeoutDoesNotFire(t *testing.T) {
@@ -123,24 +132,26 @@ func TestTimeoutTelemetry_NothingWhenTheTimeoutDoesNotFire(t *testing.T) {
 		for _, returnAtDeadline := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/ReturnAtDeadline=%v", tt.name, returnAtDeadline), func(t *testing.T) {
 				t.Parallel()
-				h := telemetrytest.New(t)
-				var opts []resilience.TimeoutOption
-				if returnAtDeadline {
-					opts = append(opts, resilience.ReturnAtDeadline())
-				}
-				call := resilience.Wrap(tt.fn, telTimeout(h, "inventory", opts...))
-				ctx, caller := h.StartSpan(context.Background(), "GET /stock")
-				if tt.ctx != nil {
-					var cancel context.CancelFunc
-					ctx, cancel = tt.ctx(ctx)
-					defer cancel()
-				}
-				_, err := call(ctx)
-				caller.End()
+				synctest.Test(t, func(t *testing.T) {
+					h := telemetrytest.New(t)
+					var opts []resilience.TimeoutOption
+					if returnAtDeadline {
+						opts = append(opts, resilience.ReturnAtDeadline())
+					}
+					call := telWrap(h, "inventory", tt.fn, opts...)
+					ctx, caller := h.StartSpan(context.Background(), "GET /stock")
+					if tt.ctx != nil {
+						var cancel context.CancelFunc
+						ctx, cancel = tt.ctx(ctx)
+						defer cancel()
+					}
+					_, err := call(ctx)
+					caller.End()
 
-				assert.NotErrorIs(t, err, resilience.ErrTimeout)
-				h.AssertInt64(telemetry.MetricTimeoutExceeded, 0)
-				assert.Empty(t, h.Span("GET /stock").Events())
+					assert.NotErrorIs(t, err, resilience.ErrTimeout)
+					h.AssertInt64(telemetry.MetricTimeoutExceeded, 0)
+					assert.Empty(t, h.Span("GET /stock").Events())
+				})
 			})
 		}
 	}
@@ -148,52 +159,64 @@ func TestTimeoutTelemetry_NothingWhenTheTimeoutDoesNotFire(t *testing.T) {
 
 func TestTimeoutTelemetry_NoEventWhenTheCallersSpanIsNotRecording(t *testing.T) {
 	t.Parallel()
-	h := telemetrytest.New(t)
-	call := resilience.Wrap(telHonourDeadline, telTimeout(h, "inventory"))
-	remote := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, TraceFlags: trace.FlagsSampled, Remote: true})
+	synctest.Test(t, func(t *testing.T) {
+		h := telemetrytest.New(t)
+		call := telWrap(h, "inventory", telHonourDeadline)
+		remote := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, TraceFlags: trace.FlagsSampled, Remote: true})
 
-	for _, ctx := range []context.Context{context.Background(), trace.ContextWithRemoteSpanContext(context.Background(), remote)} {
-		_, err := call(ctx)
-		require.ErrorIs(t, err, resilience.ErrTimeout)
-	}
+		for _, ctx := range []context.Context{context.Background(), trace.ContextWithRemoteSpanContext(context.Background(), remote)} {
+			_, err := call(ctx)
+			require.ErrorIs(t, err, resilience.ErrTimeout)
+		}
 
-	h.AssertInt64(telemetry.MetricTimeoutExceeded, 2, telemetry.KeyPolicyName.String("inventory"))
-	assert.Empty(t, h.Spans(""), "no span, so no event, anywhere")
+		h.AssertInt64(telemetry.MetricTimeoutExceeded, 2, telemetry.KeyPolicyName.String("inventory"))
+		assert.Empty(t, h.Spans(""), "no span, so no event, anywhere")
+	})
 }
 
 func TestTimeoutTelemetry_AbandonedCountedWhenTheFunctionFinallyReturns(t *testing.T) {
 	t.Parallel()
-	h := telemetrytest.New(t)
-	release := make(chan struct{})
-	returned := make(chan struct{})
-	stubborn := func(context.Context) (int, error) { // ignores its context
-		defer close(returned)
-		<-release
-		return 1, nil
-	}
-	call := resilience.Wrap(stubborn, telTimeout(h, "inventory", resilience.ReturnAtDeadline()))
+	synctest.Test(t, func(t *testing.T) {
+		h := telemetrytest.New(t)
+		release := make(chan struct{})
+		returned := make(chan struct{})
+		stubborn := func(context.Context) (int, error) { // ignores its context
+			defer close(returned)
+			<-release
+			return 1, nil
+		}
+		call := telWrap(h, "inventory", stubborn, resilience.ReturnAtDeadline())
 
-	_, err := call(context.Background())
-	require.ErrorIs(t, err, resilience.ErrTimeout)
-	h.AssertInt64(telemetry.MetricTimeoutExceeded, 1)
-	h.AssertInt64(telemetry.MetricTimeoutAbandoned, 0, telemetry.KeyPolicyName.String("inventory")) // still running
+		_, err := call(context.Background())
+		require.ErrorIs(t, err, resilience.ErrTimeout)
+		h.AssertInt64(telemetry.MetricTimeoutExceeded, 1)
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		h.AssertInt64(telemetry.MetricTimeoutAbandoned, 0, telemetry.KeyPolicyName.String("inventory")) // still running, an hour on
 
-	close(release)
-	<-returned
-	name := telemetry.KeyPolicyName.String("inventory")
-	require.Eventually(t, func() bool { return h.Int64(telemetry.MetricTimeoutAbandoned, name) == 1 },
-		2*time.Second, time.Millisecond, "counted once the abandoned function returns")
-	telAssertCounter(t, h, telemetry.MetricTimeoutAbandoned, "{call}",
-		metricdata.DataPoint[int64]{Attributes: attribute.NewSet(name), Value: 1})
+		close(release)
+		<-returned
+		synctest.Wait() // the goroutine that ran it has counted it and ended
+		name := telemetry.KeyPolicyName.String("inventory")
+		telAssertCounter(t, h, telemetry.MetricTimeoutAbandoned, "{call}",
+			metricdata.DataPoint[int64]{Attributes: attribute.NewSet(name), Value: 1})
+	})
 }
 
+// A Timeout applied on its own (its Apply called directly, or ApplyWith given
+// a Telemetry with no name) reports under DefaultTimeoutName. In a pipeline
+// it reports under the pipeline's name (pipeline_telemetry_test.go).
 func TestTimeoutTelemetry_DefaultName(t *testing.T) {
 	t.Parallel()
-	h := telemetrytest.New(t)
-	p := resilience.Timeout[int](telDeadline, resilience.WithTracerProvider(h.TracerProvider), resilience.WithMeterProvider(h.MeterProvider))
-	_, err := resilience.Do(context.Background(), telHonourDeadline, p)
-	require.ErrorIs(t, err, resilience.ErrTimeout)
+	synctest.Test(t, func(t *testing.T) {
+		h := telemetrytest.New(t)
+		p, ok := resilience.Timeout[int](telDeadline).(resilience.TelemetryPolicy[int])
+		require.True(t, ok, "a Timeout is a TelemetryPolicy")
+		call := p.ApplyWith(resilience.Telemetry{TracerProvider: h.TracerProvider, MeterProvider: h.MeterProvider}, telHonourDeadline)
+		_, err := call(context.Background())
+		require.ErrorIs(t, err, resilience.ErrTimeout)
 
-	h.AssertInt64(telemetry.MetricTimeoutExceeded, 1, telemetry.KeyPolicyName.String(resilience.DefaultTimeoutName))
-	assert.Equal(t, "timeout", resilience.DefaultTimeoutName)
+		h.AssertInt64(telemetry.MetricTimeoutExceeded, 1, telemetry.KeyPolicyName.String(resilience.DefaultTimeoutName))
+		assert.Equal(t, "timeout", resilience.DefaultTimeoutName)
+	})
 }
