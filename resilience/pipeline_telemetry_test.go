@@ -401,3 +401,18 @@ func TestWrap_ReportsToTheGlobalProvidersWhenGivenNone(t *testing.T) {
 	h.AssertInt64(telemetry.MetricFallbackExecutions, 1, telemetry.KeyPolicyName.String(fallback.DefaultName))
 	assert.Len(t, h.Span("GET /price").Events(), 4, "the events go on the caller's span")
 }
+
+// Named renames a TelemetryPolicy only: around a breaker's policy it changes
+// nothing, and the pipeline still takes its telemetry from the breaker.
+func TestNamed_AroundABreakerChangesNothing(t *testing.T) {
+	t.Parallel()
+	h := telemetrytest.New(t)
+	b := breaker.New("prices", breaker.WithTracerProvider(h.TracerProvider), breaker.WithMeterProvider(h.MeterProvider))
+	recorder := &recordedTelemetry{}
+	resilience.Wrap(fetchPrice, resilience.Named("renamed", breaker.Policy[string](b)), recorder)
+
+	got := recorder.only(t)
+	assert.Equal(t, "prices", got.Name, "the breaker keeps its name, and the pipeline takes it")
+	assert.Same(t, h.TracerProvider, got.TracerProvider)
+	assert.Same(t, h.MeterProvider, got.MeterProvider)
+}

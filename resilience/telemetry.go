@@ -66,15 +66,20 @@ type TelemetrySource interface {
 //
 //	resilience.Named("per-attempt", resilience.Timeout[Price](time.Second))
 //
-// It renames a TelemetryPolicy only; a breaker keeps the name it was created
-// with. name must not be empty and p must not be nil; Named panics
-// otherwise.
+// It renames a TelemetryPolicy only; any other policy is returned as it is,
+// so a breaker keeps the name it was created with and still gives the
+// pipeline its telemetry. name must not be empty and p must not be nil;
+// Named panics otherwise.
 func Named[T any](name string, p Policy[T]) Policy[T] {
 	if name == "" {
 		panic("levee: resilience.Named: name must not be empty")
 	}
 	if p == nil {
 		panic("levee: resilience.Named(" + quote(name) + "): policy must not be nil")
+	}
+	if _, ok := p.(TelemetryPolicy[T]); !ok {
+		// Wrapping it would hide a TelemetrySource (a breaker) from Wrap.
+		return p
 	}
 	return named[T]{name: name, p: p}
 }
