@@ -30,8 +30,9 @@ func benchEach(b *testing.B, bench func(b *testing.B, env benchEnv)) {
 	testkit.BenchEach(b, func(b *testing.B, env testkit.BenchEnv) { bench(b, benchEnv{env}) })
 }
 
-func (e benchEnv) options(opts ...fallback.Option) []fallback.Option {
-	return append([]fallback.Option{fallback.WithMeterProvider(e.MP), fallback.WithTracerProvider(e.TP)}, opts...)
+// wrap builds a pipeline reporting to the benchmark's providers.
+func (e benchEnv) wrap(fn resilience.Func[int], policies ...resilience.Policy[int]) resilience.Func[int] {
+	return resilience.WrapWith(resilience.Telemetry{Name: "bench", MeterProvider: e.MP, TracerProvider: e.TP}, fn, policies...)
 }
 
 // benchNotFound is an error type of the user's own: its error.type is
@@ -58,16 +59,16 @@ func benchNotFoundErr(context.Context) (int, error) { return 0, errBenchNotFound
 // result on.
 func BenchmarkValue_Success(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
-		testkit.BenchCall(b, env.Ctx, resilience.Wrap(benchWork, fallback.Value(-1, env.options()...)))
+		testkit.BenchCall(b, env.Ctx, env.wrap(benchWork, fallback.Value(-1)))
 	})
 }
 
 // BenchmarkValue_Executed: the call fails with a plain error (error.type
-// "_OTHER") and the fallback answers: the executions counter, and an event
+// "*errors.errorString") and the fallback answers: the executions counter, and an event
 // when the span records.
 func BenchmarkValue_Executed(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
-		testkit.BenchCall(b, env.Ctx, resilience.Wrap(benchFail, fallback.Value(-1, env.options()...)))
+		testkit.BenchCall(b, env.Ctx, env.wrap(benchFail, fallback.Value(-1)))
 	})
 }
 
@@ -75,7 +76,7 @@ func BenchmarkValue_Executed(b *testing.B) {
 // error of the user's own type, whose error.type is its Go type name.
 func BenchmarkValue_ExecutedUserErrorType(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
-		testkit.BenchCall(b, env.Ctx, resilience.Wrap(benchNotFoundErr, fallback.Value(-1, env.options()...)))
+		testkit.BenchCall(b, env.Ctx, env.wrap(benchNotFoundErr, fallback.Value(-1)))
 	})
 }
 
@@ -83,7 +84,7 @@ func BenchmarkValue_ExecutedUserErrorType(b *testing.B) {
 func BenchmarkFunc_Executed(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
 		answer := func(context.Context, error) (int, error) { return -1, nil }
-		testkit.BenchCall(b, env.Ctx, resilience.Wrap(benchFail, fallback.Func(answer, env.options()...)))
+		testkit.BenchCall(b, env.Ctx, env.wrap(benchFail, fallback.Func(answer)))
 	})
 }
 
@@ -94,7 +95,7 @@ func BenchmarkValue_OverOpenBreaker(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
 		br := breaker.New("bench", breaker.WithMeterProvider(env.MP), breaker.WithTracerProvider(env.TP), breaker.WithOpenTimeout(time.Hour))
 		br.ForceOpen(env.Ctx)
-		get := resilience.Wrap(benchWork, fallback.Value(-1, env.options()...), breaker.Policy[int](br))
+		get := env.wrap(benchWork, fallback.Value(-1), breaker.Policy[int](br))
 		if v, err := get(env.Ctx); v != -1 || err != nil {
 			b.Fatalf("got %d, %v; want the fallback's answer", v, err)
 		}

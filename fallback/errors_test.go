@@ -180,10 +180,10 @@ func TestErrors_FailingFallbackReportsTheOriginalErrorInEveryOrder(t *testing.T)
 		// The pass-through fallback becomes one that handles the error and
 		// fails too.
 		var gotOriginal error
-		failing := fallback.Func(func(_ context.Context, err error) (string, error) {
+		failing := resilience.Named("cache", fallback.Func(func(_ context.Context, err error) (string, error) {
 			gotOriginal = err
 			return "", fmt.Errorf("cache: %w", errPermFallback)
-		}, fallback.WithName("cache"))
+		}))
 		get, name, _ := permPipeline(arrangement, time.Hour, func(context.Context) (string, error) {
 			return "", &permQueryError{table: "orders", cause: errPermDisk}
 		}, func(at int) resilience.Policy[string] {

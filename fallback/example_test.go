@@ -13,9 +13,11 @@ import (
 
 // A fallback outside a breaker: while the breaker is open, callers get the
 // fallback's answer instead of an error, and the dependency is left alone.
+// Once the open timeout has passed (20 ms here; a test would run it in a
+// testing/synctest bubble, where 30 s pass at once), a probe finds the
+// dependency back.
 func ExampleValue() {
-	now := time.Date(2026, time.January, 1, 12, 0, 0, 0, time.UTC)
-	prices := breaker.New("prices", breaker.WithClock(func() time.Time { return now }))
+	prices := breaker.New("prices", breaker.WithOpenTimeout(20*time.Millisecond))
 	up := false
 	fetchPrice := func(context.Context) (int, error) {
 		if !up {
@@ -34,7 +36,10 @@ func ExampleValue() {
 		fmt.Printf("price %d, error %v, breaker %s\n", price, err, prices.State())
 	}
 	up = true
-	now = now.Add(30 * time.Second)
+	// The breaker's timer makes it half-open once the open timeout has passed.
+	for deadline := time.Now().Add(5 * time.Second); prices.State() == breaker.Open && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	price, err := getPrice(ctx)
 	fmt.Printf("price %d, error %v, breaker %s\n", price, err, prices.State())
 	// Output:

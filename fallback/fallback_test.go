@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -12,7 +13,6 @@ import (
 
 	"github.com/levee-go/levee/breaker"
 	"github.com/levee-go/levee/fallback"
-	"github.com/levee-go/levee/internal/fakeclock"
 	"github.com/levee-go/levee/internal/testkit"
 	"github.com/levee-go/levee/resilience"
 )
@@ -43,6 +43,8 @@ func TestValue_AnswersOnAnyError(t *testing.T) {
 	}, resilience.Timeout[string](time.Millisecond))
 	require.ErrorIs(t, timeout, resilience.ErrTimeout)
 
+	// context.Canceled from the function, not from the caller's own
+	// context (which is live): the fallback answers it too.
 	for _, err := range []error{errBoom, fmt.Errorf("wrapped: %w", errNotFound), &quotaError{}, rejection, timeout, context.Canceled} {
 		t.Run(err.Error(), func(t *testing.T) {
 			v, got := resilience.Do(context.Background(), failWith(err), fallback.Value("default"))
@@ -124,9 +126,9 @@ func TestFunc_ResultAndErrorReachTheCaller(t *testing.T) {
 }
 
 func TestFunc_FailingFallbackWrapsBothErrors(t *testing.T) {
-	v, err := resilience.Do(context.Background(), failWith(errBoom), fallback.Func(func(context.Context, error) (string, error) {
+	v, err := resilience.WrapWith(resilience.Telemetry{Name: "prices"}, failWith(errBoom), fallback.Func(func(context.Context, error) (string, error) {
 		return "stale", errCache
-	}, fallback.WithName("prices")))
+	}))(context.Background())
 
 	require.Error(t, err)
 	assert.Equal(t, "stale", v, "the fallback's value comes back with its error")
@@ -137,7 +139,7 @@ func TestFunc_FailingFallbackWrapsBothErrors(t *testing.T) {
 	assert.Equal(t, "prices", fbErr.Name)
 	assert.Same(t, errCache, fbErr.Err)
 	assert.Same(t, errBoom, fbErr.Original)
-	assert.Equal(t, "levee: fallback prices failed: cache miss (after: boom)", err.Error())
+	assert.Equal(t, `levee: fallback "prices" failed: cache miss (after: boom)`, err.Error(), "the name quoted")
 }
 
 func TestFunc_FailingFallbackKeepsTheBreakersRejectionReachable(t *testing.T) {
@@ -175,8 +177,9 @@ func TestFunc_PanicInFPropagates(t *testing.T) {
 	assert.Same(t, value, recovered)
 }
 
+// The name and providers are no longer a fallback's options: they are its
+// pipeline's (resilience.WrapWith, resilience.Named), tested in resilience.
 func TestFallback_PanicsOnInvalidSettingsNamingThem(t *testing.T) {
-	f := func(context.Context, error) (int, error) { return 0, nil }
 	tests := []struct {
 		name string
 		make func()
@@ -184,11 +187,10 @@ func TestFallback_PanicsOnInvalidSettingsNamingThem(t *testing.T) {
 	}{
 		{"nil f", func() { fallback.Func[int](nil) }, []string{"levee: fallback.Func: f must not be nil"}},
 		{"nil pred", func() { fallback.Value(1, fallback.If(nil)) }, []string{"levee: fallback.Value: ", "If: pred must not be nil"}},
-		{"empty name", func() { fallback.Func(f, fallback.WithName("")) }, []string{"levee: fallback.Func: ", "WithName: name must not be empty"}},
-		{"nil option", func() { fallback.Value(1, fallback.WithName("x"), nil) }, []string{"levee: fallback.Value: ", "option 1 is nil"}},
-		{"nil tracer provider", func() { fallback.Value(1, fallback.WithTracerProvider(nil)) }, []string{"WithTracerProvider"}},
-		{"nil meter provider", func() { fallback.Func(f, fallback.WithMeterProvider(nil)) }, []string{"WithMeterProvider"}},
-		{"every problem at once", func() { fallback.Value(1, fallback.If(nil), fallback.WithName("")) }, []string{"If:", "WithName:"}},
+		{"nil option", func() { fallback.Value(1, fallback.If(errorsOnly), nil) }, []string{"levee: fallback.Value: ", "option 1 is nil"}},
+		{"every problem at once", func() {
+			fallback.Func(func(context.Context, error) (int, error) { return 0, nil }, fallback.If(nil), nil)
+		}, []string{"levee: fallback.Func: ", "If:", "option 1 is nil"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -200,64 +202,73 @@ func TestFallback_PanicsOnInvalidSettingsNamingThem(t *testing.T) {
 	}
 }
 
+func errorsOnly(err error) bool { return err != nil }
+
 // The guide's last step: a breaker whose open state answers with a fallback
-// instead of an error (fallback outside, breaker inside).
+// instead of an error (fallback outside, breaker inside). In a bubble, the
+// breaker's 30-second open timeout passes at once.
 func TestFallback_AnswersForAnOpenBreaker(t *testing.T) {
-	clock := fakeclock.New()
-	b := breaker.New("prices", breaker.WithClock(clock.Now))
-	calls := 0
-	healthy := false
-	fetchPrice := func(context.Context) (int, error) {
-		calls++
-		if !healthy {
-			return 0, errBoom
+	synctest.Test(t, func(t *testing.T) {
+		b := breaker.New("prices")
+		calls := 0
+		healthy := false
+		fetchPrice := func(context.Context) (int, error) {
+			calls++
+			if !healthy {
+				return 0, errBoom
+			}
+			return 120, nil
 		}
-		return 120, nil
-	}
-	var handled []error
-	getPrice := resilience.Wrap(fetchPrice,
-		fallback.Func(func(_ context.Context, err error) (int, error) {
-			handled = append(handled, err)
-			return 100, nil // the last known price
-		}),
-		breaker.Policy[int](b),
-	)
-	ctx := context.Background()
+		var handled []error
+		getPrice := resilience.Wrap(fetchPrice,
+			fallback.Func(func(_ context.Context, err error) (int, error) {
+				handled = append(handled, err)
+				return 100, nil // the last known price
+			}),
+			breaker.Policy[int](b),
+		)
+		ctx := context.Background()
 
-	for range 3 {
+		for range 3 {
+			price, err := getPrice(ctx)
+			require.NoError(t, err)
+			assert.Equal(t, 100, price, "failures are answered too")
+		}
+		require.Equal(t, breaker.Open, b.State())
+
 		price, err := getPrice(ctx)
+		require.NoError(t, err, "the open breaker's rejection is answered, not returned")
+		assert.Equal(t, 100, price)
+		assert.Equal(t, 3, calls, "the dependency is not called while open")
+		require.Len(t, handled, 4)
+		assert.ErrorIs(t, handled[3], breaker.ErrOpen, "the fallback saw the rejection")
+		assert.Equal(t, int64(1), b.Counts().Rejected)
+
+		healthy = true
+		time.Sleep(breaker.DefaultOpenTimeout)
+		synctest.Wait() // the open timer has made the breaker half-open
+		require.Equal(t, breaker.HalfOpen, b.State())
+		price, err = getPrice(ctx)
 		require.NoError(t, err)
-		assert.Equal(t, 100, price, "failures are answered too")
-	}
-	require.Equal(t, breaker.Open, b.State())
-
-	price, err := getPrice(ctx)
-	require.NoError(t, err, "the open breaker's rejection is answered, not returned")
-	assert.Equal(t, 100, price)
-	assert.Equal(t, 3, calls, "the dependency is not called while open")
-	require.Len(t, handled, 4)
-	assert.ErrorIs(t, handled[3], breaker.ErrOpen, "the fallback saw the rejection")
-	assert.Equal(t, int64(1), b.Counts().Rejected)
-
-	healthy = true
-	clock.Advance(breaker.DefaultOpenTimeout)
-	price, err = getPrice(ctx)
-	require.NoError(t, err)
-	assert.Equal(t, 120, price, "the probe's fresh answer")
-	assert.Equal(t, breaker.Closed, b.State())
-	assert.Len(t, handled, 4)
+		assert.Equal(t, 120, price, "the probe's fresh answer")
+		assert.Equal(t, breaker.Closed, b.State())
+		assert.Len(t, handled, 4)
+	})
 }
 
 func TestFallback_OnlyForRejectionsLetsFailuresThrough(t *testing.T) {
-	b := breaker.New("prices", breaker.WithFailureThreshold(1), breaker.WithClock(fakeclock.New().Now))
-	getPrice := resilience.Wrap(func(context.Context) (int, error) { return 0, errBoom },
-		fallback.Value(100, fallback.If(func(err error) bool { return errors.Is(err, breaker.ErrOpen) })),
-		breaker.Policy[int](b),
-	)
+	synctest.Test(t, func(t *testing.T) {
+		b := breaker.New("prices", breaker.WithFailureThreshold(1))
+		getPrice := resilience.Wrap(func(context.Context) (int, error) { return 0, errBoom },
+			fallback.Value(100, fallback.If(func(err error) bool { return errors.Is(err, breaker.ErrOpen) })),
+			breaker.Policy[int](b),
+		)
 
-	_, err := getPrice(context.Background())
-	assert.Same(t, errBoom, err, "a failure of the dependency reaches the caller")
-	price, err := getPrice(context.Background())
-	assert.NoError(t, err)
-	assert.Equal(t, 100, price, "a rejection is answered")
+		_, err := getPrice(context.Background())
+		assert.Same(t, errBoom, err, "a failure of the dependency reaches the caller")
+		require.Equal(t, breaker.Open, b.State())
+		price, err := getPrice(context.Background())
+		assert.NoError(t, err)
+		assert.Equal(t, 100, price, "a rejection is answered")
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -17,7 +18,6 @@ import (
 
 	"github.com/levee-go/levee/breaker"
 	"github.com/levee-go/levee/fallback"
-	"github.com/levee-go/levee/internal/fakeclock"
 	"github.com/levee-go/levee/resilience"
 	"github.com/levee-go/levee/telemetry"
 	"github.com/levee-go/levee/telemetry/telemetrytest"
@@ -31,13 +31,19 @@ type telQuotaError struct{ tenant string }
 
 func (e *telQuotaError) Error() string { return "quota exceeded for tenant " + e.tenant }
 
-// telOptions makes a fallback named name report to h.
-func telOptions(h *telemetrytest.Harness, name string, opts ...fallback.Option) []fallback.Option {
-	return append([]fallback.Option{
-		fallback.WithName(name),
-		fallback.WithTracerProvider(h.TracerProvider),
-		fallback.WithMeterProvider(h.MeterProvider),
-	}, opts...)
+// telTelemetry is the Telemetry of a pipeline named name reporting to h.
+func telTelemetry(h *telemetrytest.Harness, name string) resilience.Telemetry {
+	return resilience.Telemetry{Name: name, TracerProvider: h.TracerProvider, MeterProvider: h.MeterProvider}
+}
+
+// telOpenError returns a real rejection, from an open breaker.
+func telOpenError(t *testing.T) error {
+	t.Helper()
+	b := breaker.New("prices")
+	b.ForceOpen(context.Background())
+	err := b.Call(context.Background(), func(context.Context) error { return nil })
+	require.ErrorIs(t, err, breaker.ErrOpen)
+	return err
 }
 
 func telFailWith(err error) resilience.Func[string] {
@@ -51,23 +57,26 @@ func TestFallbackTelemetry_ExecutionsByErrorType(t *testing.T) {
 		err           error
 		wantErrorType string
 	}{
-		{"breaker rejection", &breaker.OpenError{Name: "prices", State: breaker.Open}, "circuit_open"},
+		{"breaker rejection", telOpenError(t), "circuit_open"},
 		{"levee timeout", fmt.Errorf("fetch: %w", resilience.ErrTimeout), "timeout"},
 		{"context deadline", context.DeadlineExceeded, "timeout"},
 		{"context canceled", context.Canceled, "canceled"},
 		{"user error type through %w", fmt.Errorf("fetch: %w", &telQuotaError{tenant: "42"}), "*fallback_test.telQuotaError"},
-		{"plain errors.New", errors.New("connection refused by 10.0.0.7"), "_OTHER"},
+		{"plain errors.New", errors.New("connection refused by 10.0.0.7"), "*errors.errorString"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			h := telemetrytest.New(t)
-			for _, p := range []resilience.Policy[string]{
-				fallback.Value("cached", telOptions(h, "prices-value")...),
-				fallback.Func(func(context.Context, error) (string, error) { return "computed", nil }, telOptions(h, "prices-func")...),
+			for _, pipeline := range []struct {
+				name string
+				p    resilience.Policy[string]
+			}{
+				{"prices-value", fallback.Value("cached")},
+				{"prices-func", fallback.Func(func(context.Context, error) (string, error) { return "computed", nil })},
 			} {
 				ctx, caller := h.StartSpan(context.Background(), "GET /price")
-				v, err := resilience.Do(ctx, telFailWith(tt.err), p)
+				v, err := resilience.WrapWith(telTelemetry(h, pipeline.name), telFailWith(tt.err), pipeline.p)(ctx)
 				caller.End()
 				require.NoError(t, err)
 				require.NotEmpty(t, v)
@@ -115,13 +124,13 @@ func TestFallbackTelemetry_NothingWhenTheFallbackDoesNotRun(t *testing.T) {
 	t.Parallel()
 	h := telemetrytest.New(t)
 	errIgnored := errors.New("not for the fallback")
-	p := fallback.Value("cached", telOptions(h, "prices", fallback.If(func(err error) bool { return !errors.Is(err, errIgnored) }))...)
+	p := fallback.Value("cached", fallback.If(func(err error) bool { return !errors.Is(err, errIgnored) }))
 	ctx, caller := h.StartSpan(context.Background(), "GET /price")
 
-	v, err := resilience.Do(ctx, func(context.Context) (string, error) { return "fresh", nil }, p)
+	v, err := resilience.WrapWith(telTelemetry(h, "prices"), func(context.Context) (string, error) { return "fresh", nil }, p)(ctx)
 	require.NoError(t, err)
 	require.Equal(t, "fresh", v)
-	_, err = resilience.Do(ctx, telFailWith(errIgnored), p)
+	_, err = resilience.WrapWith(telTelemetry(h, "prices"), telFailWith(errIgnored), p)(ctx)
 	require.ErrorIs(t, err, errIgnored)
 	caller.End()
 
@@ -132,24 +141,28 @@ func TestFallbackTelemetry_NothingWhenTheFallbackDoesNotRun(t *testing.T) {
 func TestFallbackTelemetry_NoEventWhenTheCallersSpanIsNotRecording(t *testing.T) {
 	t.Parallel()
 	h := telemetrytest.New(t)
-	p := fallback.Value("cached", telOptions(h, "prices")...)
+	get := resilience.WrapWith(telTelemetry(h, "prices"), telFailWith(errors.New("down")), fallback.Value("cached"))
 	remote := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, TraceFlags: trace.FlagsSampled, Remote: true})
 
 	for _, ctx := range []context.Context{context.Background(), trace.ContextWithRemoteSpanContext(context.Background(), remote)} {
-		v, err := resilience.Do(ctx, telFailWith(errors.New("down")), p)
+		v, err := get(ctx)
 		require.NoError(t, err)
 		require.Equal(t, "cached", v)
 	}
 
-	h.AssertInt64(telemetry.MetricFallbackExecutions, 2, telemetry.KeyPolicyName.String("prices"), telemetry.KeyErrorType.String("_OTHER"))
+	h.AssertInt64(telemetry.MetricFallbackExecutions, 2, telemetry.KeyPolicyName.String("prices"), telemetry.KeyErrorType.String("*errors.errorString"))
 	assert.Empty(t, h.Spans(""), "no span, so no event, anywhere")
 }
 
+// A fallback applied on its own (its Apply called directly, or ApplyWith
+// given a Telemetry with no name) reports under DefaultName. In a pipeline
+// it reports under the pipeline's name.
 func TestFallbackTelemetry_DefaultName(t *testing.T) {
 	t.Parallel()
 	h := telemetrytest.New(t)
-	p := fallback.Value("cached", fallback.WithTracerProvider(h.TracerProvider), fallback.WithMeterProvider(h.MeterProvider))
-	_, err := resilience.Do(context.Background(), telFailWith(errors.New("down")), p)
+	p, ok := fallback.Value("cached").(resilience.TelemetryPolicy[string])
+	require.True(t, ok, "a fallback is a TelemetryPolicy")
+	_, err := p.ApplyWith(resilience.Telemetry{TracerProvider: h.TracerProvider, MeterProvider: h.MeterProvider}, telFailWith(errors.New("down")))(context.Background())
 	require.NoError(t, err)
 
 	h.AssertInt64(telemetry.MetricFallbackExecutions, 1, telemetry.KeyPolicyName.String(fallback.DefaultName))
@@ -157,48 +170,51 @@ func TestFallbackTelemetry_DefaultName(t *testing.T) {
 }
 
 // The advised pipeline, fallback outside a breaker outside a timeout: the
-// caller's span tells the whole story of a degraded answer, in order.
+// caller's span tells the whole story of a degraded answer, in order. The
+// pipeline is built with Wrap around the breaker, so the fallback and the
+// timeout report under the breaker's name and providers, given once. In a
+// bubble, so that the open breaker stays open.
 func TestFallbackTelemetry_PipelineStoryOnTheCallersSpan(t *testing.T) {
 	t.Parallel()
-	h := telemetrytest.New(t)
-	clock := fakeclock.New()
-	b := breaker.New("prices", breaker.WithFailureThreshold(1), breaker.WithClock(clock.Now),
-		breaker.WithTracerProvider(h.TracerProvider), breaker.WithMeterProvider(h.MeterProvider))
-	get := resilience.Wrap(func(ctx context.Context) (string, error) {
-		<-ctx.Done() // too slow
-		return "", ctx.Err()
-	},
-		fallback.Value("cached", telOptions(h, "prices")...),
-		breaker.Policy[string](b),
-		resilience.Timeout[string](time.Millisecond, resilience.WithName("prices"),
-			resilience.WithTracerProvider(h.TracerProvider), resilience.WithMeterProvider(h.MeterProvider)),
-	)
+	synctest.Test(t, func(t *testing.T) {
+		h := telemetrytest.New(t)
+		b := breaker.New("prices", breaker.WithFailureThreshold(1),
+			breaker.WithTracerProvider(h.TracerProvider), breaker.WithMeterProvider(h.MeterProvider))
+		get := resilience.Wrap(func(ctx context.Context) (string, error) {
+			<-ctx.Done() // too slow
+			return "", ctx.Err()
+		},
+			fallback.Value("cached"),
+			breaker.Policy[string](b),
+			resilience.Timeout[string](time.Millisecond),
+		)
 
-	for _, span := range []string{"slow", "rejected"} {
-		ctx, caller := h.StartSpan(context.Background(), span)
-		v, err := get(ctx)
-		caller.End()
-		require.NoError(t, err)
-		require.Equal(t, "cached", v)
-	}
-
-	names := func(span string) []string {
-		var names []string
-		for _, e := range h.Span(span).Events() {
-			names = append(names, e.Name)
+		for _, span := range []string{"slow", "rejected"} {
+			ctx, caller := h.StartSpan(context.Background(), span)
+			v, err := get(ctx)
+			caller.End()
+			require.NoError(t, err)
+			require.Equal(t, "cached", v)
 		}
-		return names
-	}
-	assert.Equal(t, []string{"levee.timeout.exceeded", "levee.circuit_breaker.transition", "levee.fallback.executed"}, names("slow"))
-	assert.Equal(t, []string{"levee.circuit_breaker.rejected", "levee.fallback.executed"}, names("rejected"))
-	h.AssertAttributes(h.Span("slow").Events()[2].Attributes, telemetry.KeyErrorType.String("timeout"))
-	h.AssertAttributes(h.Span("rejected").Events()[1].Attributes, telemetry.KeyErrorType.String("circuit_open"))
-	h.AssertInt64(telemetry.MetricFallbackExecutions, 2, telemetry.KeyPolicyName.String("prices"))
-	h.AssertInt64(telemetry.MetricTimeoutExceeded, 1, telemetry.KeyPolicyName.String("prices"))
-	h.AssertInt64(telemetry.MetricBreakerTransitions, 1, telemetry.KeyBreakerTo.String("open"))
 
-	transition := h.Span(telemetry.SpanBreakerTransition)
-	assert.Equal(t, h.Span("slow").SpanContext().SpanID(), transition.Parent().SpanID())
+		names := func(span string) []string {
+			var names []string
+			for _, e := range h.Span(span).Events() {
+				names = append(names, e.Name)
+			}
+			return names
+		}
+		assert.Equal(t, []string{"levee.timeout.exceeded", "levee.circuit_breaker.transition", "levee.fallback.executed"}, names("slow"))
+		assert.Equal(t, []string{"levee.circuit_breaker.rejected", "levee.fallback.executed"}, names("rejected"))
+		h.AssertAttributes(h.Span("slow").Events()[2].Attributes, telemetry.KeyErrorType.String("timeout"))
+		h.AssertAttributes(h.Span("rejected").Events()[1].Attributes, telemetry.KeyErrorType.String("circuit_open"))
+		h.AssertInt64(telemetry.MetricFallbackExecutions, 2, telemetry.KeyPolicyName.String("prices"))
+		h.AssertInt64(telemetry.MetricTimeoutExceeded, 1, telemetry.KeyPolicyName.String("prices"))
+		h.AssertInt64(telemetry.MetricBreakerTransitions, 1, telemetry.KeyBreakerTo.String("open"))
+
+		transition := h.Span(telemetry.SpanBreakerTransition)
+		assert.Equal(t, h.Span("slow").SpanContext().SpanID(), transition.Parent().SpanID())
+	})
 }
 
 // In an outage a fallback in front of an open breaker answers every call:
@@ -210,7 +226,7 @@ func TestFallbackTelemetry_AnsweringAnOpenBreakerAllocatesNothing(t *testing.T) 
 	b := breaker.New("prices", breaker.WithFailureThreshold(1),
 		breaker.WithTracerProvider(h.TracerProvider), breaker.WithMeterProvider(h.MeterProvider))
 	b.ForceOpen(context.Background())
-	get := resilience.Wrap(telFailWith(errors.New("down")), fallback.Value("cached", telOptions(h, "prices")...), breaker.Policy[string](b))
+	get := resilience.Wrap(telFailWith(errors.New("down")), fallback.Value("cached"), breaker.Policy[string](b))
 	ctx := context.Background()
 
 	allocs := testing.AllocsPerRun(1000, func() {
@@ -220,5 +236,5 @@ func TestFallbackTelemetry_AnsweringAnOpenBreakerAllocatesNothing(t *testing.T) 
 	})
 
 	assert.Zero(t, allocs)
-	h.AssertInt64(telemetry.MetricFallbackExecutions, 1001, telemetry.KeyErrorType.String("circuit_open"))
+	h.AssertInt64(telemetry.MetricFallbackExecutions, 1001, telemetry.KeyPolicyName.String("prices"), telemetry.KeyErrorType.String("circuit_open"))
 }
