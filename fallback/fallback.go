@@ -2,11 +2,14 @@ package fallback
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -92,12 +95,19 @@ type core struct {
 	handles    func(error) bool
 	executions metric.Int64Counter
 	nameAttr   attribute.KeyValue
-	// reports holds, for the error.type values of levee's own errors, the
-	// attributes of an execution built ahead, so that a fallback answering
-	// for an open breaker or a timeout allocates nothing to report it.
-	// Read-only after construction.
-	reports map[string]*report
+	// reports holds, by error.type value, the attributes of an execution,
+	// so that a fallback answering every call of an outage allocates
+	// nothing to report it: levee's own values and plain errors' are built
+	// ahead, others at their first execution. The map is never modified
+	// once published; a new one replaces it.
+	reports atomic.Pointer[map[string]*report]
 }
+
+// maxReports bounds the error.type values whose report a fallback keeps. A
+// program has finitely many error types, so the bound is never reached
+// unless an ErrorTyper breaks its contract; beyond it, reports are built
+// per execution.
+const maxReports = 64
 
 // report is what one execution reports for one error.type value.
 type report struct {
@@ -123,24 +133,41 @@ func newCore(tel resilience.Telemetry, handles func(error) bool) *core {
 	emit.Handle(err)
 	nameAttr := telemetry.KeyPolicyName.String(tel.Name)
 	reports := make(map[string]*report)
-	for _, errorType := range []string{telemetry.ErrorTypeCircuitOpen, telemetry.ErrorTypeTimeout, telemetry.ErrorTypeCanceled, telemetry.ErrorTypeOther} {
+	for _, errorType := range []string{telemetry.ErrorTypeCircuitOpen, telemetry.ErrorTypeTimeout, telemetry.ErrorTypeCanceled, plainErrorType} {
 		reports[errorType] = newReport(nameAttr, errorType)
 	}
-	return &core{
+	c := &core{
 		name:       tel.Name,
 		handles:    handles,
 		executions: executions,
 		nameAttr:   nameAttr,
-		reports:    reports,
 	}
+	c.reports.Store(&reports)
+	return c
+}
+
+// plainErrorType is the error.type of errors.New and of fmt.Errorf without
+// %w: the commonest failure there is.
+var plainErrorType = telemetry.ErrorType(errors.New(""))
+
+// reportFor returns the report of an execution for errorType.
+func (c *core) reportFor(errorType string) *report {
+	reports := c.reports.Load()
+	if r, ok := (*reports)[errorType]; ok {
+		return r
+	}
+	r := newReport(c.nameAttr, errorType)
+	if len(*reports) < maxReports {
+		next := make(map[string]*report, len(*reports)+1)
+		maps.Copy(next, *reports)
+		next[errorType] = r
+		c.reports.CompareAndSwap(reports, &next) // losing a race costs one more build later
+	}
+	return r
 }
 
 func (c *core) executed(ctx context.Context, err error) {
-	errorType := telemetry.ErrorType(err)
-	r, ok := c.reports[errorType]
-	if !ok {
-		r = newReport(c.nameAttr, errorType) // a user's error type
-	}
+	r := c.reportFor(telemetry.ErrorType(err))
 	emit.Guard("fallback telemetry", func() {
 		if c.executions != nil {
 			c.executions.Add(ctx, 1, r.addOpts...)

@@ -238,3 +238,60 @@ func TestFallbackTelemetry_AnsweringAnOpenBreakerAllocatesNothing(t *testing.T) 
 	assert.Zero(t, allocs)
 	h.AssertInt64(telemetry.MetricFallbackExecutions, 1001, telemetry.KeyPolicyName.String("prices"), telemetry.KeyErrorType.String("circuit_open"))
 }
+
+// A fallback answering an ordinary failure (errors.New, error.type
+// *errors.errorString) or an error of the user's own type allocates nothing
+// to report it, once that type has been seen: in an outage it answers every
+// call. Not parallel: testing.AllocsPerRun counts the whole process's
+// allocations.
+func TestFallbackTelemetry_AnsweringAFailureAllocatesNothing(t *testing.T) {
+	for name, err := range map[string]error{
+		"errors.New":            errors.New("connection refused"),
+		"fmt.Errorf without %w": fmt.Errorf("status %d", 503),
+		"the user's error type": &telQuotaError{tenant: "42"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := telemetrytest.New(t)
+			get := resilience.WrapWith(telTelemetry(h, "prices"), telFailWith(err), fallback.Value("cached"))
+			ctx := context.Background()
+
+			allocs := testing.AllocsPerRun(1000, func() {
+				if v, _ := get(ctx); v != "cached" {
+					panic("the fallback did not answer")
+				}
+			})
+
+			assert.Zero(t, allocs)
+			h.AssertInt64(telemetry.MetricFallbackExecutions, 1001, telemetry.KeyPolicyName.String("prices"),
+				telemetry.KeyErrorType.String(telemetry.ErrorType(err)))
+		})
+	}
+}
+
+// typedError names its own error.type.
+type typedError string
+
+func (e typedError) Error() string     { return "typed: " + string(e) }
+func (e typedError) ErrorType() string { return string(e) }
+
+// More error.type values than a fallback keeps reports for (an ErrorTyper
+// breaking its contract of a small fixed set): each execution is still
+// reported under its own value.
+func TestFallbackTelemetry_ManyErrorTypesAreEachReported(t *testing.T) {
+	t.Parallel()
+	h := telemetrytest.New(t)
+	var failWith error
+	get := resilience.WrapWith(telTelemetry(h, "prices"), func(context.Context) (string, error) { return "", failWith }, fallback.Value("cached"))
+	const types = 100
+	for round := range 2 {
+		for i := range types {
+			failWith = typedError(fmt.Sprintf("type-%03d", i))
+			v, err := get(context.Background())
+			require.NoError(t, err, "round %d, type %d", round, i)
+			require.Equal(t, "cached", v)
+		}
+	}
+	for i := range types {
+		h.AssertInt64(telemetry.MetricFallbackExecutions, 2, telemetry.KeyErrorType.String(fmt.Sprintf("type-%03d", i)))
+	}
+}
