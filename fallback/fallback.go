@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"unsafe"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -208,8 +209,11 @@ func (p *policy[T]) ApplyWith(tel resilience.Telemetry, next resilience.Func[T])
 
 // sameError reports whether a and b are the same error value, without the
 // panic that == raises on errors of an uncomparable type (a slice of
-// errors, as validators return).
+// errors, as validators return) or on a struct holding such a value.
 func sameError(a, b error) (same bool) {
+	if identical(a, b) {
+		return true // f returned the error it was given: nothing to compare
+	}
 	ta, tb := reflect.TypeOf(a), reflect.TypeOf(b)
 	if ta != tb {
 		return false
@@ -222,14 +226,22 @@ func sameError(a, b error) (same bool) {
 		return va.Pointer() == vb.Pointer()
 	}
 	// A comparable type may still hold an uncomparable value (a struct
-	// with an interface field): == panics then, and the two count as
-	// different.
+	// with an interface field): == panics then, and two values that are
+	// not identical count as different.
 	defer func() {
 		if recover() != nil {
 			same = false
 		}
 	}()
 	return a == b
+}
+
+// identical reports whether a and b are one interface value, the same
+// dynamic type and the same data word, as when f returns the very error it
+// was given. Unlike ==, it never panics, whatever the type holds.
+func identical(a, b error) bool {
+	type iface struct{ typ, data unsafe.Pointer }
+	return *(*iface)(unsafe.Pointer(&a)) == *(*iface)(unsafe.Pointer(&b))
 }
 
 // Error is returned when a fallback's function fails too. It wraps both
