@@ -11,33 +11,66 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// flakyServer is an httptest server whose status the test sets, counting
-// the requests that reach it.
-type flakyServer struct {
-	*httptest.Server
+// flaky is a handler whose status the test sets, counting the requests
+// that reach it.
+type flaky struct {
 	hits   atomic.Int64
 	status atomic.Int64
 	header sync.Map // extra response headers, name -> value
 }
 
+func newFlaky() *flaky {
+	f := &flaky{}
+	f.status.Store(http.StatusOK)
+	return f
+}
+
+func (f *flaky) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.hits.Add(1)
+	_, _ = io.Copy(io.Discard, r.Body)
+	f.header.Range(func(k, v any) bool {
+		w.Header().Set(k.(string), v.(string))
+		return true
+	})
+	w.Header().Set("X-Served-By", "flaky")
+	status := int(f.status.Load())
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, http.StatusText(status))
+}
+
+// flakyServer is a flaky handler behind an httptest server.
+type flakyServer struct {
+	*httptest.Server
+	*flaky
+}
+
 func newFlakyServer(t *testing.T) *flakyServer {
 	t.Helper()
-	s := &flakyServer{}
-	s.status.Store(http.StatusOK)
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.hits.Add(1)
-		_, _ = io.Copy(io.Discard, r.Body)
-		s.header.Range(func(k, v any) bool {
-			w.Header().Set(k.(string), v.(string))
-			return true
-		})
-		w.Header().Set("X-Served-By", "flaky")
-		status := int(s.status.Load())
-		w.WriteHeader(status)
-		_, _ = io.WriteString(w, http.StatusText(status))
-	}))
+	s := &flakyServer{flaky: newFlaky()}
+	s.Server = httptest.NewServer(s.flaky)
 	t.Cleanup(s.Close)
 	return s
+}
+
+// inMemory is an http.RoundTripper that serves each request with a handler
+// in memory, through an httptest.ResponseRecorder: no socket, so that a
+// Transport test can run in a synctest bubble and let a breaker's open
+// timeout pass exactly.
+type inMemory struct{ h http.Handler }
+
+func (m inMemory) RoundTrip(req *http.Request) (*http.Response, error) {
+	served := req.Clone(req.Context())
+	if served.Body == nil {
+		served.Body = http.NoBody // a server's request always has a body
+	}
+	rec := httptest.NewRecorder()
+	m.h.ServeHTTP(rec, served)
+	if req.Body != nil {
+		req.Body.Close() // as RoundTrip's contract asks
+	}
+	resp := rec.Result()
+	resp.Request = req
+	return resp, nil
 }
 
 // baseTransport returns a transport of the test's own, whose idle

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -17,15 +18,27 @@ import (
 
 	"github.com/levee-go/levee/breaker"
 	"github.com/levee-go/levee/fallback"
-	"github.com/levee-go/levee/internal/fakeclock"
 	"github.com/levee-go/levee/leveehttp"
 	"github.com/levee-go/levee/resilience"
 	"github.com/levee-go/levee/telemetry"
 )
 
+// requestBound is how long any request of these tests may take: a server
+// that hangs, or a policy that fails to end a call, fails the test instead
+// of hanging it.
+const requestBound = 10 * time.Second
+
+// boundedContext is the test's context, ended after requestBound.
+func boundedContext(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), requestBound)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 func get(t *testing.T, rt http.RoundTripper, url string) (*http.Response, error) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	req, err := http.NewRequestWithContext(boundedContext(t), http.MethodGet, url, nil)
 	require.NoError(t, err)
 	return rt.RoundTrip(req)
 }
@@ -137,7 +150,7 @@ func TestTransport_RejectedRequestIsNotSentAndItsBodyIsClosedUnread(t *testing.T
 	require.Equal(t, breaker.Open, b.State())
 
 	body := &spyBody{r: strings.NewReader("payload")}
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL, body)
+	req, err := http.NewRequestWithContext(boundedContext(t), http.MethodPost, srv.URL, body)
 	require.NoError(t, err)
 	resp, err = rt.RoundTrip(req)
 
@@ -254,9 +267,12 @@ func TestTransport_CallerGivingUpIsNeitherSuccessNorFailure(t *testing.T) {
 	srv, started, _ := blockingServer(t)
 	b := breaker.New("api")
 	rt := leveehttp.NewTransport(baseTransport(t), breaker.Policy[*http.Response](b))
-	ctx, cancel := context.WithCancel(t.Context())
+	ctx, cancel := context.WithCancel(boundedContext(t))
 	go func() {
-		<-started
+		select {
+		case <-started:
+		case <-ctx.Done(): // bounded: the request never arrived
+		}
 		cancel()
 	}()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
@@ -317,7 +333,7 @@ func TestTransport_TimeoutBoundsTheHeadersNotTheBodyTheCallerReads(t *testing.T)
 func TestTransport_CallerContextStillEndsTheBodyUnderATimeout(t *testing.T) {
 	srv, _ := streamingServer(t)
 	rt := leveehttp.NewTransport(baseTransport(t), resilience.Timeout[*http.Response](time.Minute))
-	ctx, cancel := context.WithCancel(t.Context())
+	ctx, cancel := context.WithCancel(boundedContext(t))
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
 	require.NoError(t, err)
 
@@ -338,26 +354,38 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
 
+// In a bubble (the RoundTripper is in memory): the deadline cannot fire
+// before the attempt has started, as it could on real time with a 1 ms
+// timeout, which left the test waiting forever (issue 10, point 11).
 func TestTransport_ClosesTheResponseOfAnAttemptATimeoutAbandoned(t *testing.T) {
-	release := make(chan struct{})
-	returned := make(chan struct{})
-	body := &spyBody{r: strings.NewReader("late")}
-	ignoresItsContext := roundTripFunc(func(req *http.Request) (*http.Response, error) {
-		defer close(returned)
-		<-release
-		return &http.Response{StatusCode: http.StatusOK, Body: body, Request: req}, nil
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		started := make(chan struct{})
+		body := &spyBody{r: strings.NewReader("late")}
+		ignoresItsContext := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			close(started)
+			<-release
+			return &http.Response{StatusCode: http.StatusOK, Body: body, Request: req}, nil
+		})
+		rt := leveehttp.NewTransport(ignoresItsContext,
+			resilience.Timeout[*http.Response](time.Millisecond, resilience.ReturnAtDeadline()))
+
+		resp, err := get(t, rt, "http://example.invalid/")
+		require.ErrorIs(t, err, resilience.ErrTimeout)
+		assert.Nil(t, resp)
+		synctest.Wait()
+		select {
+		case <-started:
+		default:
+			require.Fail(t, "the attempt never started")
+		}
+		assert.Zero(t, body.closes.Load(), "the attempt has not returned yet")
+
+		close(release)
+		synctest.Wait() // the abandoned attempt has returned, and its response been dealt with
+		assert.Equal(t, int64(1), body.closes.Load(), "the abandoned attempt's response is closed, once")
+		assert.Zero(t, body.reads.Load())
 	})
-	rt := leveehttp.NewTransport(ignoresItsContext,
-		resilience.Timeout[*http.Response](time.Millisecond, resilience.ReturnAtDeadline()))
-
-	resp, err := get(t, rt, "http://example.invalid/")
-	require.ErrorIs(t, err, resilience.ErrTimeout)
-	assert.Nil(t, resp)
-	close(release)
-	<-returned
-
-	require.Eventually(t, func() bool { return body.closes.Load() == 1 }, time.Second, time.Millisecond)
-	assert.Zero(t, body.reads.Load())
 }
 
 // retryOnce is a minimal retry policy: it runs the call again once when
@@ -386,7 +414,7 @@ func TestTransport_ARetryResendsTheBodyAndClosesTheResponseItReplaced(t *testing
 	t.Cleanup(srv.Close)
 	counter := &closeCounter{next: baseTransport(t)}
 	rt := leveehttp.NewTransport(counter, retryOnce)
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL, strings.NewReader("payload"))
+	req, err := http.NewRequestWithContext(boundedContext(t), http.MethodPost, srv.URL, strings.NewReader("payload"))
 	require.NoError(t, err)
 
 	resp, err := rt.RoundTrip(req)
@@ -404,7 +432,7 @@ func TestTransport_ARetryOfABodyThatCannotBeReplayedFails(t *testing.T) {
 	srv.status.Store(http.StatusBadGateway)
 	counter := &closeCounter{next: baseTransport(t)}
 	rt := leveehttp.NewTransport(counter, retryOnce)
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL, io.NopCloser(strings.NewReader("payload")))
+	req, err := http.NewRequestWithContext(boundedContext(t), http.MethodPost, srv.URL, io.NopCloser(strings.NewReader("payload")))
 	require.NoError(t, err)
 	require.Nil(t, req.GetBody)
 
@@ -417,127 +445,141 @@ func TestTransport_ARetryOfABodyThatCannotBeReplayedFails(t *testing.T) {
 }
 
 // The scenario the package exists for: a dependency that goes down and
-// comes back, watched by a breaker on a fake clock.
+// comes back, watched by a breaker with a 30-second open timeout. An
+// http.Client sends every request through the Transport to the flaky
+// handler, served in memory so that the test runs in a synctest bubble and
+// the open timeout passes at once and exactly (the tests above cover real
+// sockets).
 func TestTransport_ServerThatGoesDownAndComesBack(t *testing.T) {
-	srv := newFlakyServer(t)
-	clock := fakeclock.New()
-	var changes []string
-	b := breaker.New("api",
-		breaker.WithFailureThreshold(3),
-		breaker.WithOpenTimeout(30*time.Second),
-		breaker.WithClock(clock.Now),
-		breaker.WithStateChangeListener(func(c breaker.StateChange) {
-			changes = append(changes, c.From.String()+"->"+c.To.String())
-		}))
-	client := &http.Client{Transport: leveehttp.NewTransport(baseTransport(t), breaker.Policy[*http.Response](b))}
-	t.Cleanup(client.CloseIdleConnections)
-	call := func() (int, error) {
-		resp, err := client.Get(srv.URL)
-		if err != nil {
-			return 0, err
+	synctest.Test(t, func(t *testing.T) {
+		srv := newFlaky()
+		var changes []string
+		b := breaker.New("api",
+			breaker.WithFailureThreshold(3),
+			breaker.WithOpenTimeout(30*time.Second),
+			breaker.WithStateChangeListener(func(c breaker.StateChange) {
+				changes = append(changes, c.From.String()+"->"+c.To.String())
+			}))
+		client := &http.Client{Transport: leveehttp.NewTransport(inMemory{srv}, breaker.Policy[*http.Response](b))}
+		call := func() (int, error) {
+			resp, err := client.Get("http://api.example/")
+			if err != nil {
+				return 0, err
+			}
+			readAll(t, resp)
+			return resp.StatusCode, nil
 		}
-		readAll(t, resp)
-		return resp.StatusCode, nil
-	}
 
-	// Up.
-	for range 5 {
+		// Up.
+		for range 5 {
+			status, err := call()
+			require.NoError(t, err)
+			require.Equal(t, http.StatusOK, status)
+		}
+		require.Equal(t, int64(5), srv.hits.Load())
+
+		// Down: three failures reach the server and open the breaker.
+		srv.status.Store(http.StatusServiceUnavailable)
+		for range 3 {
+			status, err := call()
+			require.NoError(t, err, "the caller still sees the server's 503")
+			require.Equal(t, http.StatusServiceUnavailable, status)
+		}
+		require.Equal(t, breaker.Open, b.State())
+		require.Equal(t, int64(8), srv.hits.Load())
+
+		// Open: calls are rejected without reaching the server.
+		for range 10 {
+			_, err := call()
+			require.ErrorIs(t, err, breaker.ErrOpen)
+		}
+		assert.Equal(t, int64(8), srv.hits.Load(), "an open breaker must not let calls reach the server")
+
+		// Half-open while still down: one probe reaches the server and fails.
+		time.Sleep(30 * time.Second)
+		synctest.Wait()
+		require.Equal(t, breaker.HalfOpen, b.State())
 		status, err := call()
 		require.NoError(t, err)
-		require.Equal(t, http.StatusOK, status)
-	}
-	require.Equal(t, int64(5), srv.hits.Load())
-
-	// Down: three failures reach the server and open the breaker.
-	srv.status.Store(http.StatusServiceUnavailable)
-	for range 3 {
-		status, err := call()
-		require.NoError(t, err, "the caller still sees the server's 503")
-		require.Equal(t, http.StatusServiceUnavailable, status)
-	}
-	require.Equal(t, breaker.Open, b.State())
-	require.Equal(t, int64(8), srv.hits.Load())
-
-	// Open: calls are rejected without reaching the server.
-	for range 10 {
-		_, err := call()
+		assert.Equal(t, http.StatusServiceUnavailable, status)
+		assert.Equal(t, breaker.Open, b.State())
+		assert.Equal(t, int64(9), srv.hits.Load())
+		_, err = call()
 		require.ErrorIs(t, err, breaker.ErrOpen)
-	}
-	assert.Equal(t, int64(8), srv.hits.Load(), "an open breaker must not let calls reach the server")
+		assert.Equal(t, int64(9), srv.hits.Load())
 
-	// Half-open while still down: one probe reaches the server and fails.
-	clock.Advance(30 * time.Second)
-	require.Equal(t, breaker.HalfOpen, b.State())
-	status, err := call()
-	require.NoError(t, err)
-	assert.Equal(t, http.StatusServiceUnavailable, status)
-	assert.Equal(t, breaker.Open, b.State())
-	assert.Equal(t, int64(9), srv.hits.Load())
-	_, err = call()
-	require.ErrorIs(t, err, breaker.ErrOpen)
-	assert.Equal(t, int64(9), srv.hits.Load())
-
-	// Back up: the next probe succeeds and closes the breaker.
-	srv.status.Store(http.StatusOK)
-	clock.Advance(30 * time.Second)
-	for range 3 {
-		status, err := call()
-		require.NoError(t, err)
-		require.Equal(t, http.StatusOK, status)
-	}
-	assert.Equal(t, breaker.Closed, b.State())
-	assert.Equal(t, int64(12), srv.hits.Load())
-	assert.Equal(t, breaker.Counts{Success: 8, Failure: 4, Rejected: 11}, b.Counts())
-	assert.Equal(t, []string{
-		"closed->open", "open->half-open", "half-open->open", "open->half-open", "half-open->closed",
-	}, changes)
+		// Back up: the next probe succeeds and closes the breaker.
+		srv.status.Store(http.StatusOK)
+		time.Sleep(30 * time.Second)
+		synctest.Wait()
+		for range 3 {
+			status, err := call()
+			require.NoError(t, err)
+			require.Equal(t, http.StatusOK, status)
+		}
+		assert.Equal(t, breaker.Closed, b.State())
+		assert.Equal(t, int64(12), srv.hits.Load())
+		assert.Equal(t, breaker.Counts{Success: 8, Failure: 4, Rejected: 11}, b.Counts())
+		synctest.Wait() // the listener has been told of every change
+		assert.Equal(t, []string{
+			"closed->open", "open->half-open", "half-open->open", "open->half-open", "half-open->closed",
+		}, changes)
+	})
 }
 
+// In a bubble, the handler served in memory: the open period is exact to
+// the millisecond, and its Date header is the bubble's clock.
 func TestTransport_RetryAfterLengthensTheOpenPeriodWhenTheBreakerAsks(t *testing.T) {
 	cases := []struct {
 		name       string
 		status     int
-		retryAfter string
+		retryAfter func(now time.Time) string
 		options    []breaker.Option
 		wantOpen   time.Duration
 	}{
-		{"503 asking longer than the open timeout", 503, "20", []breaker.Option{breaker.WithRetryAfter(time.Minute)}, 20 * time.Second},
-		{"429 asking longer than the open timeout", 429, "45", []breaker.Option{breaker.WithRetryAfter(time.Minute)}, 45 * time.Second},
-		{"capped at the limit", 503, "3600", []breaker.Option{breaker.WithRetryAfter(time.Minute)}, time.Minute},
-		{"never shorter than the open timeout", 503, "2", []breaker.Option{breaker.WithRetryAfter(time.Minute)}, 10 * time.Second},
-		{"as an HTTP date", 503, fakeclock.Start.Add(25 * time.Second).Format(http.TimeFormat), []breaker.Option{breaker.WithRetryAfter(time.Minute)}, 25 * time.Second},
-		{"ignored on a 500", 500, "20", []breaker.Option{breaker.WithRetryAfter(time.Minute)}, 10 * time.Second},
-		{"ignored without WithRetryAfter", 503, "20", nil, 10 * time.Second},
+		{"503 asking longer than the open timeout", 503, seconds("20"), []breaker.Option{breaker.WithRetryAfter(time.Minute)}, 20 * time.Second},
+		{"429 asking longer than the open timeout", 429, seconds("45"), []breaker.Option{breaker.WithRetryAfter(time.Minute)}, 45 * time.Second},
+		{"capped at the limit", 503, seconds("3600"), []breaker.Option{breaker.WithRetryAfter(time.Minute)}, time.Minute},
+		{"never shorter than the open timeout", 503, seconds("2"), []breaker.Option{breaker.WithRetryAfter(time.Minute)}, 10 * time.Second},
+		{"as an HTTP date", 503, func(now time.Time) string { return now.Add(25 * time.Second).Format(http.TimeFormat) },
+			[]breaker.Option{breaker.WithRetryAfter(time.Minute)}, 25 * time.Second},
+		{"ignored on a 500", 500, seconds("20"), []breaker.Option{breaker.WithRetryAfter(time.Minute)}, 10 * time.Second},
+		{"ignored without WithRetryAfter", 503, seconds("20"), nil, 10 * time.Second},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Date", fakeclock.Start.Format(http.TimeFormat))
-				w.Header().Set("Retry-After", tc.retryAfter)
-				w.WriteHeader(tc.status)
-			}))
-			t.Cleanup(srv.Close)
-			clock := fakeclock.New()
-			opts := append([]breaker.Option{
-				breaker.WithFailureThreshold(1),
-				breaker.WithOpenTimeout(10 * time.Second),
-				breaker.WithClock(clock.Now),
-			}, tc.options...)
-			b := breaker.New("api", opts...)
-			rt := leveehttp.NewTransport(baseTransport(t), breaker.Policy[*http.Response](b))
-			resp, err := get(t, rt, srv.URL)
-			require.NoError(t, err)
-			readAll(t, resp)
+			synctest.Test(t, func(t *testing.T) {
+				srv := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					now := time.Now()
+					w.Header().Set("Date", now.Format(http.TimeFormat))
+					w.Header().Set("Retry-After", tc.retryAfter(now))
+					w.WriteHeader(tc.status)
+				})
+				opts := append([]breaker.Option{
+					breaker.WithFailureThreshold(1),
+					breaker.WithOpenTimeout(10 * time.Second),
+				}, tc.options...)
+				b := breaker.New("api", opts...)
+				rt := leveehttp.NewTransport(inMemory{srv}, breaker.Policy[*http.Response](b))
+				resp, err := get(t, rt, "http://api.example/")
+				require.NoError(t, err)
+				readAll(t, resp)
 
-			_, err = get(t, rt, srv.URL)
+				_, err = get(t, rt, "http://api.example/")
 
-			var rejected *breaker.OpenError
-			require.ErrorAs(t, err, &rejected)
-			assert.Equal(t, tc.wantOpen, rejected.RetryAfter())
-			clock.Advance(tc.wantOpen - time.Millisecond)
-			assert.Equal(t, breaker.Open, b.State())
-			clock.Advance(time.Millisecond)
-			assert.Equal(t, breaker.HalfOpen, b.State())
+				var rejected *breaker.OpenError
+				require.ErrorAs(t, err, &rejected)
+				assert.Equal(t, tc.wantOpen, rejected.RetryAfter())
+				time.Sleep(tc.wantOpen - time.Millisecond)
+				synctest.Wait()
+				assert.Equal(t, breaker.Open, b.State(), "a millisecond before the open period ends")
+				time.Sleep(time.Millisecond)
+				synctest.Wait()
+				assert.Equal(t, breaker.HalfOpen, b.State())
+			})
 		})
 	}
 }
+
+// seconds returns a Retry-After value of v, whatever the time.
+func seconds(v string) func(time.Time) string { return func(time.Time) string { return v } }
