@@ -21,6 +21,8 @@ func TestRetryAfter_ParsesSecondsAndDatesOn429And503Only(t *testing.T) {
 		{"zero", 503, http.Header{"Retry-After": {"0"}}, 0},
 		{"negative", 503, http.Header{"Retry-After": {"-5"}}, 0},
 		{"huge", 503, http.Header{"Retry-After": {"99999999999999999"}}, time.Duration(1<<63-1) / time.Second * time.Second},
+		{"past int64: very long, not malformed", 503, http.Header{"Retry-After": {"99999999999999999999999999"}}, time.Duration(1<<63-1) / time.Second * time.Second},
+		{"signed", 503, http.Header{"Retry-After": {"+5"}}, 0},
 		{"missing", 503, http.Header{}, 0},
 		{"garbage", 503, http.Header{"Retry-After": {"soon"}}, 0},
 		{"date relative to now", 503, http.Header{"Retry-After": {now.Add(90 * time.Second).Format(http.TimeFormat)}}, 90 * time.Second},

@@ -228,3 +228,76 @@ func TestHandlerAndTransport_ClientBreakerHonoursTheServersRetryAfter(t *testing
 	assert.LessOrEqual(t, rejected.RetryAfter(), 40*time.Second)
 	assert.Greater(t, rejected.RetryAfter(), 30*time.Second, "the client stays open as long as the server asked")
 }
+
+// A client that went away, and a handler that aborts with
+// http.ErrAbortHandler (httputil.ReverseProxy on a client disconnect), prove
+// nothing about the handler: the breaker counts neither a success nor a
+// failure (issue 10, point 3).
+func TestHandler_ClientGoneAwayOrAbortedHandlerCountsNeither(t *testing.T) {
+	t.Run("request context ended while handling", func(t *testing.T) {
+		b := breaker.New("server")
+		ctx, cancel := context.WithCancel(context.Background())
+		h := leveehttp.Handler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			cancel() // the client goes away; the handler returns without writing
+		}), b)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil).WithContext(ctx))
+		assert.Equal(t, breaker.Counts{Ignored: 1}, b.Counts(), "not a success")
+	})
+	t.Run("a 500 written for a client that went away", func(t *testing.T) {
+		b := breaker.New("server", breaker.WithFailureThreshold(1))
+		ctx, cancel := context.WithCancel(context.Background())
+		h := leveehttp.Handler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			cancel()
+			w.WriteHeader(http.StatusInternalServerError)
+		}), b)
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil).WithContext(ctx))
+		assert.Equal(t, breaker.Counts{Ignored: 1}, b.Counts(), "not a failure")
+		assert.Equal(t, breaker.Closed, b.State())
+	})
+	t.Run("panic(http.ErrAbortHandler)", func(t *testing.T) {
+		b := breaker.New("server", breaker.WithFailureThreshold(1))
+		h := leveehttp.Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic(http.ErrAbortHandler) }), b)
+		assert.PanicsWithValue(t, http.ErrAbortHandler, func() { serve(h) }, "net/http still gets the abort")
+		assert.Equal(t, breaker.Counts{Ignored: 1}, b.Counts(), "not a failure")
+		assert.Equal(t, breaker.Closed, b.State())
+	})
+}
+
+// As the half-open probe, a request whose client went away frees the probe
+// slot without closing the breaker: the next request is the probe.
+func TestHandler_ProbeWhoseClientWentAwayLeavesTheBreakerHalfOpen(t *testing.T) {
+	for name, abandon := range map[string]func(w http.ResponseWriter, cancel context.CancelFunc){
+		"request context ended": func(w http.ResponseWriter, cancel context.CancelFunc) {
+			cancel()
+			w.WriteHeader(http.StatusOK)
+		},
+		"ErrAbortHandler": func(http.ResponseWriter, context.CancelFunc) { panic(http.ErrAbortHandler) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := breaker.New("server", breaker.WithFailureThreshold(1), breaker.WithOpenTimeout(time.Second))
+				_ = b.Call(context.Background(), func(context.Context) error { return errors.New("down") })
+				time.Sleep(time.Second)
+				synctest.Wait()
+				require.Equal(t, breaker.HalfOpen, b.State())
+
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				probe := leveehttp.Handler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { abandon(w, cancel) }), b)
+				func() {
+					defer func() { _ = recover() }()
+					probe.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil).WithContext(ctx))
+				}()
+				assert.Equal(t, breaker.HalfOpen, b.State(), "a request that proved nothing does not close the breaker")
+
+				var handled bool
+				next := leveehttp.Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { handled = true }), b)
+				rec := serve(next)
+				assert.True(t, handled, "the probe slot is free: the next request is the probe")
+				assert.Equal(t, http.StatusOK, rec.Code)
+				assert.Equal(t, breaker.Closed, b.State())
+			})
+		})
+	}
+}
