@@ -26,7 +26,7 @@ func (quotaError) ErrorType() string { return "quota" }
 // names it instead, as the semantic conventions' helper does.
 type blankTypeError struct{}
 
-func (blankTypeError) Error() string     { return "blank" }
+func (blankTypeError) Error() string     { return "tenant 42 over quota" }
 func (blankTypeError) ErrorType() string { return "" }
 
 // valueError is a named non-pointer error type.
