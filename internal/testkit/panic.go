@@ -1,14 +1,19 @@
 package testkit
 
 import (
-	"testing"
-
 	"github.com/stretchr/testify/require"
 )
 
+// TB is the part of testing.TB that PanicMessage uses; *testing.T and
+// *testing.B satisfy it.
+type TB interface {
+	Helper()
+	require.TestingT
+}
+
 // PanicMessage runs f and returns the string it panicked with. It fails the
 // test if f does not panic, or panics with a value that is not a string.
-func PanicMessage(t testing.TB, f func()) (msg string) {
+func PanicMessage(t TB, f func()) (msg string) {
 	t.Helper()
 	defer func() {
 		r := recover()
