@@ -58,17 +58,53 @@ type Transport struct {
 	pipeline resilience.Func[*http.Response]
 }
 
+// DefaultTransportName is the levee.policy.name a Transport's policies
+// (timeouts, fallbacks) report under when neither NewTransportWith nor a
+// breaker among them names the pipeline. Every such Transport shares it:
+// name each client's pipeline, or give it a breaker.
+const DefaultTransportName = "leveehttp.Transport"
+
 // NewTransport returns a Transport that sends requests to next through
 // policies, listed outermost first as for resilience.Wrap. A nil next means
 // http.DefaultTransport. With no policies the Transport only forwards. The
 // pipeline is built here, once; a nil policy panics, naming its position.
+//
+// The policies report under the name and providers of the first breaker
+// among them, as resilience.Wrap's do, and otherwise under
+// DefaultTransportName and the global providers: use NewTransportWith to
+// name a pipeline that has no breaker.
 func NewTransport(next http.RoundTripper, policies ...resilience.Policy[*http.Response]) *Transport {
+	return NewTransportWith(resilience.Telemetry{}, next, policies...)
+}
+
+// NewTransportWith is NewTransport with the pipeline's telemetry given once,
+// as for resilience.WrapWith: every policy among policies that reports
+// telemetry reports under tel. Fields of tel left zero come from the first
+// breaker among the policies, else DefaultTransportName and the global
+// providers. A provider that is a nil pointer panics, naming the field.
+func NewTransportWith(tel resilience.Telemetry, next http.RoundTripper, policies ...resilience.Policy[*http.Response]) *Transport {
 	if next == nil {
 		next = http.DefaultTransport
 	}
+	if tel.Name == "" && !namedBySource(policies) {
+		// The pipeline's function is the Transport's own: its name would
+		// tell nothing about the client.
+		tel.Name = DefaultTransportName
+	}
 	t := &Transport{next: next}
-	t.pipeline = resilience.Wrap(resilience.Func[*http.Response](t.attempt), policies...)
+	t.pipeline = resilience.WrapWith(tel, resilience.Func[*http.Response](t.attempt), policies...)
 	return t
+}
+
+// namedBySource reports whether a policy (a breaker's) would give the
+// pipeline its name.
+func namedBySource(policies []resilience.Policy[*http.Response]) bool {
+	for _, p := range policies {
+		if src, ok := p.(resilience.TelemetrySource); ok && src.Telemetry().Name != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // RoundTrip sends req through the Transport's policies. It returns a
