@@ -182,15 +182,17 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) (err error) 
 
 	// The client: a stale price when all else fails, a breaker that stops
 	// calling a failing service, a timeout that makes slow answers
-	// failures.
+	// failures. The pipeline reports under the breaker's name ("price-api")
+	// and providers (here the globals): the fallback and the timeout need
+	// no name of their own.
 	prices := breaker.New("price-api",
 		breaker.WithOpenTimeout(cfg.openTimeout),
 		breaker.WithStateChangeListener(breaker.LogStateChanges(logger)))
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	client := &http.Client{Transport: leveehttp.NewTransport(base,
-		fallback.Func(stalePrice, fallback.WithName("price-api")),
+		fallback.Func(stalePrice),
 		breaker.Policy[*http.Response](prices),
-		resilience.Timeout[*http.Response](cfg.timeout, resilience.WithName("price-api")),
+		resilience.Timeout[*http.Response](cfg.timeout),
 	)}
 	defer client.CloseIdleConnections()
 

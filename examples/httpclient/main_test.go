@@ -33,8 +33,11 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
+// scraper bounds each scrape: a /metrics that hangs fails the test.
+var scraper = &http.Client{Timeout: 5 * time.Second}
+
 func scrape(t *testing.T, url string) string {
-	resp, err := http.Get(url)
+	resp, err := scraper.Get(url)
 	if err != nil {
 		return ""
 	}
@@ -68,7 +71,14 @@ func TestRun_MetricsShowTheBreakerOpenDuringTheOutageAndClosedAfter(t *testing.T
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, cfg, &stdout, &stderr) }()
-	url := <-metricsURL
+	var url string
+	select {
+	case url = <-metricsURL:
+	case err := <-done:
+		require.FailNow(t, "the demo ended before serving /metrics", "error: %v\nstderr:\n%s", err, stderr.String())
+	case <-time.After(10 * time.Second):
+		require.FailNow(t, "the demo did not serve /metrics within 10 s", "stderr:\n%s", stderr.String())
+	}
 
 	seen := func(series string) func() bool {
 		return func() bool {
@@ -81,20 +91,26 @@ func TestRun_MetricsShowTheBreakerOpenDuringTheOutageAndClosedAfter(t *testing.T
 		}
 	}
 	require.Eventually(t, seen(open), 5*time.Second, 5*time.Millisecond, "the breaker never showed open")
-	require.Eventually(t, func() bool { return strings.Contains(stderr.String(), "traffic done") }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return strings.Contains(stderr.String(), "traffic done") }, 10*time.Second, 10*time.Millisecond,
+		"the traffic did not end within 10 s")
 	assert.True(t, seen(closed)(), "the breaker is not closed after the outage")
 	metrics := scrape(t, url)
 	for _, name := range []string{
 		"levee_circuit_breaker_calls_total{",
 		"levee_circuit_breaker_transitions_total{",
-		"levee_timeout_exceeded_total{",
-		"levee_fallback_executions_total{",
+		`levee_timeout_exceeded_total{levee_policy_name="price-api",`,
+		`levee_fallback_executions_total{error_type="circuit_open",levee_policy_name="price-api",`,
 	} {
-		assert.Contains(t, metrics, name)
+		assert.Contains(t, metrics, name, "the timeout and the fallback report under the breaker's name")
 	}
 
 	cancel()
-	require.NoError(t, <-done)
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		require.FailNow(t, "the demo did not return within 10 s of its context ending")
+	}
 	logs := stderr.String()
 	assert.Contains(t, logs, `level=ERROR msg="levee: circuit breaker opened"`)
 	assert.Contains(t, logs, `level=INFO msg="levee: circuit breaker closed"`)
