@@ -5,9 +5,10 @@
 //
 //	go run ./examples/quickstart
 //
-// It runs in well under a second and gives the same output every time: the
-// service follows a script rather than chance, and the breaker reads a fake
-// clock, so its 30-second open timeout passes at once.
+// It runs in about half a second, on real time: the breaker's open timeout
+// is 500 ms, and its own timer makes it half-open. The service follows a
+// script rather than chance, so the story is the same every time; only the
+// times printed differ a little from run to run.
 package main
 
 import (
@@ -39,10 +40,19 @@ func main() {
 	}
 }
 
-// callTimeout bounds each call to the pricing service. It is real time (a
-// context deadline), kept short so that the one slow call costs the demo
-// 20 ms.
-const callTimeout = 20 * time.Millisecond
+const (
+	// callTimeout bounds each call to the pricing service: a context
+	// deadline, kept short so that the one slow call costs the demo 20 ms.
+	callTimeout = 20 * time.Millisecond
+	// openTimeout is how long the breaker stays open before its timer
+	// lets a probe through: 30 s by default, short here so that the demo
+	// does not wait. (A test would keep the default and run in a
+	// testing/synctest bubble, where 30 s pass at once: docs/testing.md.)
+	openTimeout = 500 * time.Millisecond
+	// changeWait bounds each wait for a state change to reach the
+	// listener, so that the demo can never hang.
+	changeWait = 5 * time.Second
+)
 
 // What the pricing service does on each of its calls, in order. A call the
 // breaker rejects never reaches the service, so it does not use up a step.
@@ -104,61 +114,73 @@ func run(w io.Writer) error {
 	defer func() { _ = tp.Shutdown(context.Background()) }()
 	defer func() { _ = mp.Shutdown(context.Background()) }()
 
-	// A fake clock: time moves only when the demo says so. The breaker
-	// reads it to know when its open timeout has passed, so the demo skips
-	// 30 s in one line instead of waiting for them (a real program leaves
-	// WithClock out). Only this goroutine reads or moves it.
-	start := time.Date(2026, time.January, 1, 12, 0, 0, 0, time.UTC)
-	now := start
-	clock := func() time.Time { return now }
-
-	var changes []breaker.StateChange // the breaker's transitions, as they happen
+	// The breaker tells its listeners of each change on a goroutine of its
+	// own, after the change: the demo receives them here, and prints each
+	// one once it has arrived.
+	changes := make(chan breaker.StateChange, 16)
 	pricing := breaker.New("pricing",
 		breaker.WithFailureThreshold(3),
-		breaker.WithOpenTimeout(30*time.Second),
-		breaker.WithClock(clock),
-		breaker.WithStateChangeListener(func(c breaker.StateChange) { changes = append(changes, c) }),
+		breaker.WithOpenTimeout(openTimeout),
+		breaker.WithStateChangeListener(func(c breaker.StateChange) { changes <- c }),
 		breaker.WithTracerProvider(tp),
 		breaker.WithMeterProvider(mp),
 	)
 	service := &pricingService{}
+	// Wrap around the breaker: the fallback and the timeout report under
+	// the breaker's name and providers, given once, above.
 	getPrice := resilience.Wrap(service.price,
 		// Outermost: any failure, a rejection included, gets the last known price.
-		fallback.Value("41.99 (last known)", fallback.WithName("pricing"),
-			fallback.WithTracerProvider(tp), fallback.WithMeterProvider(mp)),
+		fallback.Value("41.99 (last known)"),
 		breaker.Policy[string](pricing),
 		// Innermost: a slow call is a failure the breaker counts.
-		resilience.Timeout[string](callTimeout, resilience.WithName("pricing"),
-			resilience.WithTracerProvider(tp), resilience.WithMeterProvider(mp)),
+		resilience.Timeout[string](callTimeout),
 	)
 	tracer := tp.Tracer("quickstart")
 
 	fmt.Fprintln(w, "levee quickstart: a flaky pricing service behind fallback -> breaker -> timeout")
-	fmt.Fprintln(w, `  breaker "pricing": opens after 3 consecutive failures, lets a probe through 30s later`)
+	fmt.Fprintf(w, "  breaker %q: opens after 3 consecutive failures, lets a probe through %v later\n", pricing.Name(), openTimeout)
 	fmt.Fprintf(w, "  timeout: %v a call; fallback: the last known price\n\n", callTimeout)
-	fmt.Fprintf(w, "%-5s %-6s %-17s %-20s %s\n", "call", "clock", "pricing service", "answer", "breaker")
+	fmt.Fprintf(w, "%-5s %-7s %-17s %-20s %s\n", "call", "time", "pricing service", "answer", "breaker")
 
-	printChanges := func() {
-		for _, c := range changes {
-			line := fmt.Sprintf("%-51s %s -> %s", "", c.From, c.To)
-			if c.To == breaker.Open {
-				line += fmt.Sprintf(" (%d consecutive failures)", c.ConsecutiveFailures)
+	start := time.Now()
+	elapsed := func() string { return fmt.Sprintf("+%dms", time.Since(start).Milliseconds()) }
+	// awaitChange prints the changes the listener receives until one
+	// enters want.
+	awaitChange := func(want breaker.State) error {
+		timeout := time.After(changeWait)
+		for {
+			select {
+			case c := <-changes:
+				line := fmt.Sprintf("%-53s %s -> %s", "", c.From, c.To)
+				if c.To == breaker.Open {
+					line += fmt.Sprintf(" (%d consecutive failures)", c.ConsecutiveFailures)
+				}
+				fmt.Fprintln(w, line)
+				if c.To == want {
+					return nil
+				}
+			case <-timeout:
+				return fmt.Errorf("the listener was not told of a change to %s within %v", want, changeWait)
 			}
-			fmt.Fprintln(w, line)
 		}
-		changes = changes[:0]
 	}
+	reported := pricing.State()
 	call := func(n int) error {
 		ctx, span := tracer.Start(context.Background(), "GET /price",
 			trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attribute.Int("call", n)))
 		defer span.End()
+		at := elapsed()
 		service.did = "not called"
 		price, err := getPrice(ctx)
 		if err != nil {
 			return fmt.Errorf("call %d: %w", n, err)
 		}
-		fmt.Fprintf(w, "%-5d %-6s %-17s %-20s %s\n", n, "+"+now.Sub(start).String(), service.did, price, pricing.State())
-		printChanges()
+		state := pricing.State()
+		fmt.Fprintf(w, "%-5d %-7s %-17s %-20s %s\n", n, at, service.did, price, state)
+		if state != reported {
+			reported = state
+			return awaitChange(state)
+		}
 		return nil
 	}
 
@@ -168,22 +190,28 @@ func run(w io.Writer) error {
 		if err := call(n); err != nil {
 			return err
 		}
-		now = now.Add(time.Second)
 	}
-	now = now.Add(30 * time.Second)
-	// Reading State makes the move to half-open: with an injected clock the
-	// breaker checks the time when asked (with the real one, a timer moves
-	// it). No call is behind this move, so its span is a root span.
-	fmt.Fprintf(w, "      ... 30s later (on the fake clock) the open timeout has passed: the breaker is %s\n", pricing.State())
-	printChanges()
+	// No call moves the breaker on: its timer does, once the open timeout
+	// has passed. That change's span is a root span, linked to the span of
+	// the call that opened the breaker.
+	fmt.Fprintf(w, "      ... waiting: %v after it opened, the breaker's timer makes it half-open\n", openTimeout)
+	if err := awaitChange(breaker.HalfOpen); err != nil {
+		return err
+	}
+	reported = breaker.HalfOpen
+	fmt.Fprintf(w, "      ... %s: the breaker is %s\n", elapsed(), pricing.State())
 	for range 2 { // the probe succeeds and closes the breaker; traffic goes on
 		n++
 		if err := call(n); err != nil {
 			return err
 		}
-		now = now.Add(time.Second)
 	}
 
+	// The goroutine that made a change reports it (a span, a count) just
+	// after queueing it for the listener: the timer's may still be at it.
+	if err := awaitSpans(spans, "levee.circuit_breaker.transition", 3); err != nil {
+		return err
+	}
 	fmt.Fprintln(w, "\nSpans (from an in-memory exporter), children indented under their parent:")
 	printSpans(w, spans.GetSpans().Snapshots())
 
@@ -199,13 +227,34 @@ func run(w io.Writer) error {
 	return nil
 }
 
+// awaitSpans waits, for at most changeWait, until the exporter holds n
+// spans named name.
+func awaitSpans(spans *tracetest.InMemoryExporter, name string, n int) error {
+	for deadline := time.Now().Add(changeWait); ; time.Sleep(time.Millisecond) {
+		got := 0
+		for _, s := range spans.GetSpans() {
+			if s.Name == name {
+				got++
+			}
+		}
+		if got >= n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d %s spans after %v, want %d", got, name, changeWait, n)
+		}
+	}
+}
+
 // printSpans prints the spans as trees: each root, then its children, with
-// each span's attributes and events.
+// each span's attributes, events and links.
 func printSpans(w io.Writer, spans []sdktrace.ReadOnlySpan) {
 	slices.SortStableFunc(spans, func(a, b sdktrace.ReadOnlySpan) int { return a.StartTime().Compare(b.StartTime()) })
 	children := map[trace.SpanID][]sdktrace.ReadOnlySpan{}
+	byID := map[trace.SpanID]sdktrace.ReadOnlySpan{}
 	var roots []sdktrace.ReadOnlySpan
 	for _, s := range spans {
+		byID[s.SpanContext().SpanID()] = s
 		if s.Parent().IsValid() {
 			children[s.Parent().SpanID()] = append(children[s.Parent().SpanID()], s)
 		} else {
@@ -225,6 +274,11 @@ func printSpans(w io.Writer, spans []sdktrace.ReadOnlySpan) {
 		printItem(w, indent, fmt.Sprintf("%s (%s, %s)", s.Name(), strings.ToLower(s.SpanKind().String()), where), s.Attributes())
 		for _, e := range s.Events() {
 			printItem(w, indent+"  ", "event "+e.Name, e.Attributes)
+		}
+		for _, l := range s.Links() {
+			if linked, ok := byID[l.SpanContext.SpanID()]; ok {
+				printItem(w, indent+"  ", "link to "+linked.Name(), linked.Attributes())
+			}
 		}
 		for _, c := range children[s.SpanContext().SpanID()] {
 			printTree(c, depth+1)
