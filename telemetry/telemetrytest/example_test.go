@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/levee-go/levee/breaker"
+	"github.com/levee-go/levee/fallback"
+	"github.com/levee-go/levee/resilience"
 	"github.com/levee-go/levee/telemetry"
 	"github.com/levee-go/levee/telemetry/telemetrytest"
 )
@@ -56,4 +59,28 @@ func (t *exampleT) runCleanups() {
 	for i := len(t.cleanups) - 1; i >= 0; i-- {
 		t.cleanups[i]()
 	}
+}
+
+// A test asserting that a pipeline's timeout fired once, reported under the
+// pipeline's name. A real test would run in a testing/synctest bubble, where
+// the deadline passes at once.
+func Example_pipeline() {
+	t := new(exampleT)
+	defer t.runCleanups()
+
+	h := telemetrytest.New(t)
+	tel := resilience.Telemetry{Name: "search", TracerProvider: h.TracerProvider, MeterProvider: h.MeterProvider}
+	search := resilience.WrapWith(tel, func(ctx context.Context) (string, error) {
+		<-ctx.Done() // the search backend hangs
+		return "", ctx.Err()
+	}, fallback.Value("no results"), resilience.Timeout[string](time.Millisecond))
+
+	results, err := search(context.Background())
+	fmt.Println(results, err)
+	fmt.Println("timeouts:", h.Int64(telemetry.MetricTimeoutExceeded, telemetry.KeyPolicyName.String("search")))
+	fmt.Println("fallbacks:", h.Int64(telemetry.MetricFallbackExecutions, telemetry.KeyPolicyName.String("search")))
+	// Output:
+	// no results <nil>
+	// timeouts: 1
+	// fallbacks: 1
 }

@@ -30,9 +30,10 @@ type TB interface {
 
 // Harness records, in memory, the spans and metrics of one test.
 //
-// Hand TracerProvider and MeterProvider to the code under test (levee's
-// policies take them as WithTracerProvider and WithMeterProvider options),
-// then read what it reported: Spans, Span and Events for traces; Int64,
+// Hand TracerProvider and MeterProvider to the code under test (a breaker
+// takes them as WithTracerProvider and WithMeterProvider options, a
+// pipeline as its resilience.Telemetry, or from its breaker), then read
+// what it reported: Spans, Span and Events for traces; Int64,
 // Metric and Instrument for metrics; the Assert methods to fail the test
 // with a message listing what was expected and what exists.
 //
