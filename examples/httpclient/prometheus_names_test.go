@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -92,4 +93,7 @@ func TestPrometheusExporter_ShowsLeveesMetricNames(t *testing.T) {
 			assert.Equal(t, slices.Sorted(slices.Values(append(wantLabels, scope...))), got, name)
 		}
 	}
+	// A breaker nobody references is garbage and stops being reported: keep
+	// this one alive until its metrics have been read.
+	runtime.KeepAlive(b)
 }

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -219,6 +220,10 @@ func run(w io.Writer) error {
 	if err := metrics.Collect(context.Background(), &rm); err != nil {
 		return err
 	}
+	// A breaker nobody references is garbage, and stops being reported:
+	// the demo keeps this one until its metrics have been read, as a
+	// program keeps its breakers for as long as it calls through them.
+	runtime.KeepAlive(pricing)
 	fmt.Fprintln(w, "\nMetrics (from a manual reader), each series with its value:")
 	printMetrics(w, rm)
 	fmt.Fprintln(w, "\nPrometheus shows them as levee_circuit_breaker_state, levee_circuit_breaker_calls_total,")
