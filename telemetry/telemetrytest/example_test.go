@@ -28,10 +28,14 @@ func Example() {
 
 	fmt.Println("opened:", h.Int64(telemetry.MetricBreakerTransitions, telemetry.KeyBreakerTo.String(telemetry.StateOpen)))
 	fmt.Println("rejected:", h.Int64(telemetry.MetricBreakerCalls, telemetry.KeyOutcome.String(telemetry.OutcomeRejected)))
+	// The breaker is used after its metrics are read: a breaker nobody
+	// references is garbage, and its observable metrics go with it.
+	fmt.Println("state:", payments.State())
 	fmt.Println("test failed:", t.failed)
 	// Output:
 	// opened: 1
 	// rejected: 2
+	// state: open
 	// test failed: false
 }
 
