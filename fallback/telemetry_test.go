@@ -295,3 +295,14 @@ func TestFallbackTelemetry_ManyErrorTypesAreEachReported(t *testing.T) {
 		h.AssertInt64(telemetry.MetricFallbackExecutions, 2, telemetry.KeyErrorType.String(fmt.Sprintf("type-%03d", i)))
 	}
 }
+
+// Applied alone, a fallback names itself DefaultName in its errors too.
+func TestFallback_AppliedAloneNamesItselfByDefault(t *testing.T) {
+	t.Parallel()
+	p := fallback.Func(func(context.Context, error) (string, error) { return "", errors.New("cache down") })
+	_, err := p.Apply(telFailWith(errors.New("db down")))(context.Background())
+	var fbErr *fallback.Error
+	require.ErrorAs(t, err, &fbErr)
+	assert.Equal(t, fallback.DefaultName, fbErr.Name)
+	assert.EqualError(t, err, `levee: fallback "fallback" failed: cache down (after: db down)`)
+}

@@ -3,6 +3,7 @@ package resilience_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -177,5 +178,30 @@ func TestFaults_AbandonedFunctionsPanicGoesToTheErrorHandler(t *testing.T) {
 		assert.Equal(t, 1, countErrors(errs, func(err error) bool {
 			return strings.Contains(err.Error(), "abandoned and broken") && strings.Contains(err.Error(), `"abandoning"`)
 		}), "the abandoned function's panic reached otel.Handle, naming the timeout: %v", errs)
+	})
+}
+
+// Not parallel, for the same reason: an abandoned function that calls
+// runtime.Goexit (as t.FailNow does) has no caller to tell; it is reported,
+// naming the timeout.
+func TestFaults_AbandonedFunctionsGoexitGoesToTheErrorHandler(t *testing.T) {
+	reported := testkit.CaptureOTelErrors(t)
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		get := resilience.WrapWith(resilience.Telemetry{Name: "abandoning"}, func(context.Context) (int, error) {
+			<-release
+			runtime.Goexit()
+			return 0, nil
+		}, resilience.Timeout[int](time.Millisecond, resilience.ReturnAtDeadline()))
+
+		_, err := get(context.Background())
+		require.ErrorIs(t, err, resilience.ErrTimeout)
+
+		close(release)
+		synctest.Wait()
+		errs := reported.Take()
+		assert.Equal(t, 1, countErrors(errs, func(err error) bool {
+			return err.Error() == `levee: timeout "abandoning": abandoned function called runtime.Goexit`
+		}), "reported: %v", errs)
 	})
 }

@@ -416,3 +416,20 @@ func TestNamed_AroundABreakerChangesNothing(t *testing.T) {
 	assert.Same(t, h.TracerProvider, got.TracerProvider)
 	assert.Same(t, h.MeterProvider, got.MeterProvider)
 }
+
+// A policy of the user's own gets levee's tracer and meter from its
+// pipeline's Telemetry: levee's scope, on the pipeline's providers.
+func TestTelemetry_TracerAndMeterAreLeveesOnThePipelinesProviders(t *testing.T) {
+	t.Parallel()
+	h := telemetrytest.New(t)
+	tel := resilience.Telemetry{Name: "pricing", TracerProvider: h.TracerProvider, MeterProvider: h.MeterProvider}
+	_, span := tel.Tracer().Start(context.Background(), "own-policy")
+	span.End()
+	counter, err := tel.Meter().Int64Counter("own.counter")
+	require.NoError(t, err)
+	counter.Add(context.Background(), 1)
+
+	assert.Equal(t, telemetry.ScopeName, h.Span("own-policy").InstrumentationScope().Name)
+	assert.Equal(t, telemetry.ScopeName, h.Instrument("own.counter").Scope.Name)
+	assert.Equal(t, int64(1), h.Int64("own.counter"))
+}
