@@ -3,13 +3,13 @@ package breaker_test
 import (
 	"context"
 	"errors"
+	"flag"
 	"math"
 	"runtime"
 	"testing"
 	"time"
 
 	"github.com/levee-go/levee/breaker"
-	"github.com/levee-go/levee/internal/fakeclock"
 	"github.com/levee-go/levee/internal/testkit"
 	"github.com/levee-go/levee/resilience"
 )
@@ -138,9 +138,8 @@ func benchReportPerCall(b *testing.B, start runtime.MemStats) {
 	b.ReportMetric(float64(end.Mallocs-start.Mallocs)/calls, "allocs/op")
 }
 
-// BenchmarkOpen: a call rejected by an open breaker with the real clock,
-// whose timer makes the half-open transition, so no rejection reads the
-// clock. With sdk=on+span each rejection adds an event to the span.
+// BenchmarkOpen: a call rejected by an open breaker, whose timer makes the
+// half-open transition, so no rejection reads the clock. With sdk=on+span each rejection adds an event to the span.
 func BenchmarkOpen(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
 		br := breaker.New("bench", benchOptions(env, breaker.WithOpenTimeout(time.Hour))...)
@@ -171,46 +170,119 @@ func BenchmarkOpenParallel(b *testing.B) {
 	})
 }
 
-// BenchmarkOpenInjectedClock: BenchmarkOpen with WithClock, where the
-// breaker checks the open timeout against the clock at every rejection.
-func BenchmarkOpenInjectedClock(b *testing.B) {
+// BenchmarkOpenRetryAfter: a rejection by an open breaker, and the
+// caller reading its RetryAfter hint, as a client honouring it does: the
+// clock read the rejection itself no longer makes. (It replaces
+// BenchmarkOpenInjectedClock, which measured the rejection path of an
+// injected clock: WithClock is gone, there is one time path.)
+func BenchmarkOpenRetryAfter(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
-		clock := fakeclock.New()
-		br := breaker.New("bench", benchOptions(env, breaker.WithClock(clock.Now))...)
+		br := breaker.New("bench", benchOptions(env, breaker.WithOpenTimeout(time.Hour))...)
 		benchTrip(b, env.Ctx, br)
 		get := resilience.Wrap(benchWork, breaker.Policy[int](br))
-		testkit.BenchCall(b, env.Ctx, get)
+		testkit.BenchCall(b, env.Ctx, func(ctx context.Context) (time.Duration, error) {
+			_, err := get(ctx)
+			if openErr, ok := errors.AsType[*breaker.OpenError](err); ok {
+				return openErr.RetryAfter(), err
+			}
+			return 0, err
+		})
 		b.StopTimer()
 		benchRequireState(b, br, breaker.Open)
 	})
 }
 
-// BenchmarkHalfOpen: a call rejected because the half-open probe is in
-// flight.
-func BenchmarkHalfOpen(b *testing.B) {
-	benchEach(b, func(b *testing.B, env benchEnv) {
-		clock := fakeclock.New()
-		br := breaker.New("bench", benchOptions(env, breaker.WithClock(clock.Now))...)
-		benchTrip(b, env.Ctx, br)
-		clock.Advance(breaker.DefaultOpenTimeout)
-		started, release, done := make(chan struct{}), make(chan struct{}), make(chan struct{})
-		go func() {
-			defer close(done)
-			_ = br.Call(env.Ctx, func(context.Context) error {
-				close(started)
-				<-release
-				return nil
-			})
-		}()
-		<-started
-		b.Cleanup(func() { close(release); <-done })
-		get := resilience.Wrap(benchWork, breaker.Policy[int](br))
-		if _, err := get(env.Ctx); !errors.Is(err, breaker.ErrOpen) {
-			b.Fatalf("got %v, want a half-open rejection", err)
+// benchHalfOpenTimeout is the open timeout of BenchmarkHalfOpen's breakers.
+// The open timer is the only way to half-open, so the benchmark waits that
+// long, once, in real time; and a probe in flight longer than the open
+// timeout no longer holds the breaker, so it must also outlast each
+// sub-benchmark's run: 2s, or three times -test.benchtime when that is a
+// longer duration.
+func benchHalfOpenTimeout() time.Duration {
+	d := 2 * time.Second
+	if f := flag.Lookup("test.benchtime"); f != nil {
+		if benchtime, err := time.ParseDuration(f.Value.String()); err == nil {
+			d = max(d, 3*benchtime)
 		}
-		testkit.BenchCall(b, env.Ctx, get)
-		b.StopTimer()
-		benchRequireState(b, br, breaker.HalfOpen)
+	}
+	return d
+}
+
+// BenchmarkHalfOpen: a call rejected because the half-open probe is in
+// flight. The three breakers (one per telemetry setting) open together and
+// their timers make them half-open after one real wait; each sub-benchmark
+// then holds its breaker's probe in flight for as long as it runs.
+func BenchmarkHalfOpen(b *testing.B) {
+	openTimeout := benchHalfOpenTimeout()
+	settings := []struct {
+		name string
+		env  func(testing.TB) benchEnv
+	}{{"sdk=none", benchNoSDK}, {"sdk=on", benchSDK}, {"sdk=on+span", benchSDKSpan}}
+	envs := make([]benchEnv, len(settings))
+	breakers := make([]*breaker.Breaker, len(settings))
+	for i, setting := range settings {
+		envs[i] = setting.env(b)
+		breakers[i] = breaker.New("bench", benchOptions(envs[i], breaker.WithOpenTimeout(openTimeout))...)
+		benchTrip(b, envs[i].Ctx, breakers[i])
+	}
+	deadline := time.Now().Add(openTimeout + 10*time.Second)
+	for _, br := range breakers {
+		for br.State() != breaker.HalfOpen {
+			if time.Now().After(deadline) {
+				b.Fatalf("the open timer did not make the breaker half-open within %v of a %v open timeout", time.Until(deadline)+openTimeout+10*time.Second, openTimeout)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	parent := b
+	for i, setting := range settings {
+		br, env := breakers[i], envs[i]
+		held := false
+		b.Run(setting.name, func(b *testing.B) {
+			if !held {
+				held = true
+				benchHoldProbe(b, parent, env.Ctx, br)
+			}
+			get := resilience.Wrap(benchWork, breaker.Policy[int](br))
+			if _, err := get(env.Ctx); !errors.Is(err, breaker.ErrOpen) {
+				b.Fatalf("got %v, want a half-open rejection", err)
+			}
+			testkit.BenchCall(b, env.Ctx, get)
+			b.StopTimer()
+			if br.State() != breaker.HalfOpen {
+				b.Fatalf("breaker is %v: the held probe stopped holding it (in flight longer than the %v open timeout); run with a shorter -benchtime", br.State(), openTimeout)
+			}
+		})
+	}
+}
+
+// benchHoldProbe makes a probe call that stays in flight until the parent
+// benchmark ends (a sub-benchmark's cleanups run after each of its runs).
+func benchHoldProbe(b, parent *testing.B, ctx context.Context, br *breaker.Breaker) {
+	b.Helper()
+	started, release, done := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = br.Call(ctx, func(context.Context) error {
+			close(started)
+			<-release
+			return nil
+		})
+	}()
+	select {
+	case <-started:
+	case <-done:
+		b.Fatal("the probe was rejected: the breaker is not half-open with its slot free")
+	case <-time.After(10 * time.Second):
+		b.Fatal("the probe neither ran nor returned within 10s")
+	}
+	parent.Cleanup(func() {
+		close(release)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			parent.Error("the held probe did not return within 10s of its release")
+		}
 	})
 }
 

@@ -3,37 +3,45 @@ package breaker_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/levee-go/levee/breaker"
-	"github.com/levee-go/levee/internal/fakeclock"
 	"github.com/levee-go/levee/internal/testkit"
 	"github.com/levee-go/levee/resilience"
 )
 
-// Faults in the telemetry (an exporter that fails, a meter that refuses its
-// instruments or callback, a state-change listener that panics or blocks)
-// must never reach a call: every call keeps its result and its error.
-// levee hands such faults to the OpenTelemetry error handler (otel.Handle).
+// Faults in the telemetry (an exporter that fails or panics, a meter that
+// refuses its instruments or callback), in a state-change listener (one
+// that panics or blocks) or in the user's error values (a RetryAfter method
+// that panics) must never reach a call: every call keeps its result and its
+// error, no probe slot stays taken, and nothing crashes a goroutine of
+// levee's. levee hands such faults to the OpenTelemetry error handler
+// (otel.Handle). Every test here runs in a synctest bubble: the open timer
+// fires when the test sleeps past the open timeout.
 
 var errFaultDependency = errors.New("fault test: dependency failed")
 
 // faultOpenTimeout is the open timeout of the breakers exercised here.
 const faultOpenTimeout = time.Second
 
-// exerciseBreaker takes b (threshold 2, closed at the start, open timeout faultOpenTimeout, on
-// clock) through closed -> open -> half-open -> closed with every kind of
-// call, through Call and through Policy, and requires each call's result to
-// be exactly the function's, or the rejection's.
-func exerciseBreaker(t *testing.T, ctx context.Context, b *breaker.Breaker, clock *fakeclock.Clock) {
+// exerciseBreaker takes b (threshold 2, closed at the start, open timeout
+// faultOpenTimeout) through closed -> open -> half-open -> closed with every
+// kind of call, through Call and through Policy, and requires each call's
+// result to be exactly the function's, or the rejection's. It runs in a
+// bubble: the open timer makes the half-open transition.
+func exerciseBreaker(t *testing.T, ctx context.Context, b *breaker.Breaker) {
 	t.Helper()
 	before := b.Counts()
 	get := resilience.Wrap(func(context.Context) (string, error) { return "fresh", nil }, breaker.Policy[string](b))
@@ -53,8 +61,9 @@ func exerciseBreaker(t *testing.T, ctx context.Context, b *breaker.Breaker, cloc
 	require.False(t, ran, "a rejected call does not run")
 	require.Empty(t, v)
 
-	clock.Advance(faultOpenTimeout)
-	require.Equal(t, breaker.HalfOpen, b.State())
+	time.Sleep(faultOpenTimeout)
+	synctest.Wait()
+	require.Equal(t, breaker.HalfOpen, b.State(), "the open timer made it half-open")
 	canceled, cancel := context.WithCancel(ctx)
 	require.Same(t, context.Canceled, b.Call(canceled, func(ctx context.Context) error { cancel(); return ctx.Err() }))
 	v, err = get(ctx)
@@ -68,6 +77,7 @@ func exerciseBreaker(t *testing.T, ctx context.Context, b *breaker.Breaker, cloc
 		Rejected: after.Rejected - before.Rejected,
 		Ignored:  after.Ignored - before.Ignored,
 	}, "the calls made are counted")
+	synctest.Wait() // the listeners have had every change
 }
 
 func recoverFrom(f func()) (r any) {
@@ -85,13 +95,48 @@ func containsError(errs []error, target error) bool {
 	return false
 }
 
-func newFaultBreaker(name string, opts ...breaker.Option) (*breaker.Breaker, *fakeclock.Clock) {
-	clock := fakeclock.New()
+// reportsContaining returns the messages of errs that contain every one of
+// parts.
+func reportsContaining(errs []error, parts ...string) []string {
+	var found []string
+next:
+	for _, err := range errs {
+		msg := err.Error()
+		for _, part := range parts {
+			if !strings.Contains(msg, part) {
+				continue next
+			}
+		}
+		found = append(found, msg)
+	}
+	return found
+}
+
+func newFaultBreaker(name string, opts ...breaker.Option) *breaker.Breaker {
 	return breaker.New(name, append([]breaker.Option{
 		breaker.WithFailureThreshold(2),
 		breaker.WithOpenTimeout(faultOpenTimeout),
-		breaker.WithClock(clock.Now),
-	}, opts...)...), clock
+	}, opts...)...)
+}
+
+// faultChanges records the changes a listener sees, as "from>to".
+type faultChanges struct {
+	mu   sync.Mutex
+	seen []string
+}
+
+func (r *faultChanges) listener() breaker.Option {
+	return breaker.WithStateChangeListener(func(c breaker.StateChange) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.seen = append(r.seen, c.From.String()+">"+c.To.String())
+	})
+}
+
+func (r *faultChanges) get() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.seen...)
 }
 
 // TestFaults_TelemetryFaultsNeverReachACall is deliberately not parallel: it
@@ -102,35 +147,41 @@ func TestFaults_TelemetryFaultsNeverReachACall(t *testing.T) {
 	reported := testkit.CaptureOTelErrors(t)
 
 	t.Run("span exporter fails", func(t *testing.T) {
-		exporter := &testkit.FailingSpanExporter{}
-		tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exporter))
-		defer func() { _ = tp.Shutdown(context.Background()) }()
-		b, clock := newFaultBreaker("span-export", breaker.WithTracerProvider(tp))
-		ctx, span := tp.Tracer("test").Start(context.Background(), "caller")
-		exerciseBreaker(t, ctx, b, clock)
-		span.End()
-		assert.Positive(t, exporter.Exports(), "transition spans were exported")
-		assert.True(t, containsError(reported.Take(), testkit.ErrSpanExport), "the export failure reached otel.Handle")
+		boundedSyncTest(t, bubbleBound, func(t *testing.T) {
+			exporter := &testkit.FailingSpanExporter{}
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exporter))
+			defer func() { _ = tp.Shutdown(context.Background()) }()
+			b := newFaultBreaker("span-export", breaker.WithTracerProvider(tp))
+			ctx, span := tp.Tracer("test").Start(context.Background(), "caller")
+			exerciseBreaker(t, ctx, b)
+			span.End()
+			assert.Positive(t, exporter.Exports(), "transition spans were exported")
+			assert.True(t, containsError(reported.Take(), testkit.ErrSpanExport), "the export failure reached otel.Handle")
+		})
 	})
 
 	t.Run("metric exporter fails", func(t *testing.T) {
-		exporter := &testkit.FailingMetricExporter{}
-		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(
-			sdkmetric.NewPeriodicReader(exporter, sdkmetric.WithInterval(time.Millisecond))))
-		shutDown := false
-		defer func() {
-			if !shutDown {
-				_ = mp.Shutdown(context.Background())
-			}
-		}()
-		b, clock := newFaultBreaker("metric-export", breaker.WithMeterProvider(mp))
-		exerciseBreaker(t, context.Background(), b, clock)
-		require.Eventually(t, func() bool { return exporter.Exports() >= 3 }, 5*time.Second, time.Millisecond,
-			"the periodic reader keeps collecting (running the breaker's callback) and failing to export")
-		exerciseBreaker(t, context.Background(), b, clock)
-		shutDown = true
-		require.ErrorIs(t, mp.Shutdown(context.Background()), testkit.ErrMetricExport)
-		assert.True(t, containsError(reported.Take(), testkit.ErrMetricExport), "the export failure reached otel.Handle")
+		boundedSyncTest(t, bubbleBound, func(t *testing.T) {
+			exporter := &testkit.FailingMetricExporter{}
+			mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(
+				sdkmetric.NewPeriodicReader(exporter, sdkmetric.WithInterval(100*time.Millisecond))))
+			shutDown := false
+			defer func() {
+				if !shutDown {
+					_ = mp.Shutdown(context.Background())
+				}
+			}()
+			b := newFaultBreaker("metric-export", breaker.WithMeterProvider(mp))
+			exerciseBreaker(t, context.Background(), b)
+			time.Sleep(350 * time.Millisecond)
+			synctest.Wait()
+			require.GreaterOrEqual(t, exporter.Exports(), int64(3),
+				"the periodic reader keeps collecting (running the breaker's callback) and failing to export")
+			exerciseBreaker(t, context.Background(), b)
+			shutDown = true
+			require.ErrorIs(t, mp.Shutdown(context.Background()), testkit.ErrMetricExport)
+			assert.True(t, containsError(reported.Take(), testkit.ErrMetricExport), "the export failure reached otel.Handle")
+		})
 	})
 
 	for _, nilInstruments := range []bool{true, false} {
@@ -139,146 +190,273 @@ func TestFaults_TelemetryFaultsNeverReachACall(t *testing.T) {
 			name = "meter returns instruments with errors and refuses the callback"
 		}
 		t.Run(name, func(t *testing.T) {
-			mp := testkit.FaultyMeterProvider{NilInstruments: nilInstruments}
-			b, clock := newFaultBreaker("faulty-meter", breaker.WithMeterProvider(mp))
-			exerciseBreaker(t, context.Background(), b, clock)
-			errs := reported.Take()
-			refused := 0
-			for _, err := range errs {
-				if errors.Is(err, testkit.ErrMeterRefused) {
-					refused++
+			boundedSyncTest(t, bubbleBound, func(t *testing.T) {
+				mp := testkit.FaultyMeterProvider{NilInstruments: nilInstruments}
+				b := newFaultBreaker("faulty-meter", breaker.WithMeterProvider(mp))
+				exerciseBreaker(t, context.Background(), b)
+				errs := reported.Take()
+				refused := 0
+				for _, err := range errs {
+					if errors.Is(err, testkit.ErrMeterRefused) {
+						refused++
+					}
 				}
-			}
-			want := 3 // three instruments
-			if !nilInstruments {
-				want = 4 // and the callback, registered once the instruments exist
-			}
-			assert.Equal(t, want, refused, "each refusal reached otel.Handle once: %v", errs)
+				want := 3 // three instruments
+				if !nilInstruments {
+					want = 4 // and the callback, registered once the instruments exist
+				}
+				assert.Equal(t, want, refused, "each refusal reached otel.Handle once: %v", errs)
+			})
 		})
 	}
 
 	t.Run("state-change listener panics", func(t *testing.T) {
-		var seen []string
-		b, clock := newFaultBreaker("panicking-listener",
-			breaker.WithStateChangeListener(func(c breaker.StateChange) { panic("listener bug on " + c.To.String()) }),
-			breaker.WithStateChangeListener(func(c breaker.StateChange) { seen = append(seen, c.From.String()+">"+c.To.String()) }))
-		exerciseBreaker(t, context.Background(), b, clock)
-		assert.Equal(t, []string{"closed>open", "open>half-open", "half-open>closed"}, seen,
-			"the listeners after the panicking one still get every change")
-		var panics []string
-		for _, err := range reported.Take() {
-			if strings.Contains(err.Error(), "listener bug") {
-				panics = append(panics, err.Error())
-			}
-		}
-		assert.Len(t, panics, 3, "each panic reached otel.Handle")
+		boundedSyncTest(t, bubbleBound, func(t *testing.T) {
+			var changes faultChanges
+			b := newFaultBreaker("panicking-listener",
+				breaker.WithStateChangeListener(func(c breaker.StateChange) { panic("listener bug on " + c.To.String()) }),
+				changes.listener())
+			exerciseBreaker(t, context.Background(), b)
+			assert.Equal(t, []string{"closed>open", "open>half-open", "half-open>closed"}, changes.get(),
+				"the listeners after the panicking one still get every change")
+			panics := reportsContaining(reported.Take(), "listener bug", `"panicking-listener"`)
+			assert.Len(t, panics, 3, "each panic reached otel.Handle, naming the breaker")
+		})
 	})
 }
 
-// TestFaults_BlockingListenerHoldsUpOnlyTheDeliveringGoroutine blocks a
-// listener on the first change: the call that made that change waits for
-// it, but every other goroutine's calls (and changes) go on, and the changes
-// made meanwhile reach the listener in order once it returns.
-func TestFaults_BlockingListenerHoldsUpOnlyTheDeliveringGoroutine(t *testing.T) {
-	t.Parallel()
-	var (
-		mu      sync.Mutex
-		seen    []string
-		blocked = make(chan struct{})
-		release = make(chan struct{})
-		first   sync.Once
-	)
-	snapshot := func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]string(nil), seen...)
-	}
-	b, clock := newFaultBreaker("blocking-listener", breaker.WithStateChangeListener(func(c breaker.StateChange) {
-		mu.Lock()
-		seen = append(seen, c.From.String()+">"+c.To.String())
-		mu.Unlock()
-		first.Do(func() {
-			close(blocked)
-			<-release
-		})
-	}))
-	ctx := context.Background()
-	require.NoError(t, b.Call(ctx, func(context.Context) error { return nil }))
-	require.Same(t, errFaultDependency, b.Call(ctx, func(context.Context) error { return errFaultDependency }))
+// faultPanickingSpanExporter panics in every export: a bug in an exporter
+// used as a syncer, which runs on the goroutine that ends the span.
+type faultPanickingSpanExporter struct{ exports atomic.Int64 }
 
-	tripped := make(chan error, 1)
-	go func() { tripped <- b.Call(ctx, func(context.Context) error { return errFaultDependency }) }()
-	select {
-	case <-blocked:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the listener was never called")
-	}
-
-	// The listener now blocks the goroutine that tripped the breaker.
-	others := make(chan struct{})
-	go func() {
-		defer close(others)
-		assert.ErrorIs(t, b.Call(ctx, func(context.Context) error { return nil }), breaker.ErrOpen)
-		clock.Advance(faultOpenTimeout)
-		assert.Equal(t, breaker.HalfOpen, b.State())
-		assert.NoError(t, b.Call(ctx, func(context.Context) error { return nil }), "the probe")
-		assert.Equal(t, breaker.Closed, b.State())
-		for range 2 {
-			assert.Same(t, errFaultDependency, b.Call(ctx, func(context.Context) error { return errFaultDependency }))
-		}
-		assert.Equal(t, breaker.Open, b.State())
-		b.Reset(ctx)
-		b.ForceOpen(ctx)
-	}()
-	select {
-	case <-others:
-	case <-time.After(10 * time.Second):
-		t.Fatal("calls of other goroutines did not complete while a listener blocked")
-	}
-	assert.Equal(t, []string{"closed>open"}, snapshot(), "changes wait while the listener blocks")
-	select {
-	case err := <-tripped:
-		t.Fatalf("the call that made the change returned (%v) before its listener did", err)
-	default:
-	}
-
-	close(release)
-	select {
-	case err := <-tripped:
-		assert.Same(t, errFaultDependency, err, "the call keeps its own error")
-	case <-time.After(10 * time.Second):
-		t.Fatal("the tripping call did not return once the listener did")
-	}
-	assert.Equal(t, []string{
-		"closed>open", "open>half-open", "half-open>closed", "closed>open", "open>closed", "closed>open",
-	}, snapshot(), "every change, in order")
-	assert.Equal(t, breaker.Counts{Success: 2, Failure: 4, Rejected: 1}, b.Counts())
+func (e *faultPanickingSpanExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error {
+	e.exports.Add(1)
+	panic("span exporter bug")
 }
 
-// TestFaults_PanickingIsFailurePredicateNeverHoldsTheProbeSlot: a
-// WithIsFailure predicate that panics is a bug in the caller's code, but it
+func (e *faultPanickingSpanExporter) Shutdown(context.Context) error { return nil }
+
+var _ sdktrace.SpanExporter = (*faultPanickingSpanExporter)(nil)
+
+// TestFaults_PanickingSpanExporterNeverReachesACallNorStopsDeliveries: a
+// span exporter that panics at every transition span. The call that trips
+// the breaker returns its own error, the probe's call its own result, the
+// open timer's goroutine survives its own transition's panic (a crash there
+// would end the test binary), each panic reaches otel.Handle, and the
+// listener still gets every change, the later ones included. Not parallel:
+// it captures otel.Handle.
+func TestFaults_PanickingSpanExporterNeverReachesACallNorStopsDeliveries(t *testing.T) {
+	reported := testkit.CaptureOTelErrors(t)
+	boundedSyncTest(t, bubbleBound, func(t *testing.T) {
+		exporter := &faultPanickingSpanExporter{}
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exporter))
+		defer func() { _ = tp.Shutdown(context.Background()) }()
+		// The callers' spans come from a provider of their own, so that
+		// only the breaker's spans meet the panicking exporter.
+		callers := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(tracetest.NewSpanRecorder()))
+		defer func() { _ = callers.Shutdown(context.Background()) }()
+		var changes faultChanges
+		b := newFaultBreaker("panicking-exporter", breaker.WithTracerProvider(tp), changes.listener())
+		ctx, span := callers.Tracer("test").Start(context.Background(), "caller")
+		defer span.End()
+		failing := func(context.Context) error { return errFaultDependency }
+
+		require.Same(t, errFaultDependency, b.Call(ctx, failing))
+		require.NotPanics(t, func() {
+			require.Same(t, errFaultDependency, b.Call(ctx, failing), "the tripping call returns its own error")
+		})
+		require.Equal(t, breaker.Open, b.State())
+		require.Equal(t, int64(1), exporter.exports.Load(), "the closed -> open span met the exporter")
+		assert.Len(t, reportsContaining(reported.Take(), "span exporter bug"), 1, "the panic on the caller's goroutine reached otel.Handle")
+
+		time.Sleep(faultOpenTimeout) // the timer's goroutine makes the transition and ends its span
+		synctest.Wait()
+		require.Equal(t, breaker.HalfOpen, b.State(), "the timer's transition was made despite its span's panic")
+		require.Equal(t, int64(2), exporter.exports.Load(), "the open -> half-open span met the exporter")
+		assert.Len(t, reportsContaining(reported.Take(), "span exporter bug"), 1, "the panic on the timer's goroutine reached otel.Handle")
+
+		require.NotPanics(t, func() {
+			require.NoError(t, b.Call(ctx, func(context.Context) error { return nil }), "the probe returns its own result")
+		})
+		require.Equal(t, breaker.Closed, b.State())
+		b.ForceOpen(ctx)
+		b.Reset(ctx)
+		synctest.Wait()
+		assert.Equal(t, []string{"closed>open", "open>half-open", "half-open>closed", "closed>open", "open>closed"}, changes.get(),
+			"the listener gets every change, the ones after each panic included")
+		assert.Len(t, reportsContaining(reported.Take(), "span exporter bug"), 3, "every later panic reached otel.Handle too")
+		assert.Equal(t, breaker.Counts{Success: 1, Failure: 2}, b.Counts())
+	})
+}
+
+// faultPanickingHint is a failure whose RetryAfter method panics: a bug in
+// the user's error type, met by WithRetryAfter.
+type faultPanickingHint struct{}
+
+func (*faultPanickingHint) Error() string             { return "overloaded, retry later" }
+func (*faultPanickingHint) RetryAfter() time.Duration { panic("RetryAfter bug") }
+
+// TestFaults_PanickingRetryAfterHintOpensForThePlainTimeoutAndHoldsNoProbeSlot:
+// with WithRetryAfter, the failure that trips the breaker has a RetryAfter
+// method that panics. The caller gets its own error, the breaker opens for
+// the plain open timeout (the hint is no hint), and the panic reaches
+// otel.Handle; a failed half-open probe with such an error opens it again
+// the same way, leaving no probe slot held. Not parallel: it captures
+// otel.Handle.
+func TestFaults_PanickingRetryAfterHintOpensForThePlainTimeoutAndHoldsNoProbeSlot(t *testing.T) {
+	reported := testkit.CaptureOTelErrors(t)
+	boundedSyncTest(t, bubbleBound, func(t *testing.T) {
+		ctx := context.Background()
+		hinted := fmt.Errorf("GET /stock: %w", &faultPanickingHint{}) // the hint is in the error's tree
+		failing := func(context.Context) error { return hinted }
+		b := newFaultBreaker("panicking-hint", breaker.WithRetryAfter(time.Hour))
+		requireOpenForThePlainTimeout := func(what string) {
+			t.Helper()
+			require.Equal(t, breaker.Open, b.State(), what)
+			var openErr *breaker.OpenError
+			require.ErrorAs(t, b.Call(ctx, func(context.Context) error { return nil }), &openErr, what)
+			assert.True(t, time.Now().Add(faultOpenTimeout).Equal(openErr.Until()), "%s: open until %v, want the plain open timeout", what, openErr.Until())
+			assert.Equal(t, faultOpenTimeout, openErr.RetryAfter(), what)
+			time.Sleep(faultOpenTimeout - 1)
+			synctest.Wait()
+			require.Equal(t, breaker.Open, b.State(), "%s: a nanosecond before the open timeout", what)
+			time.Sleep(1)
+			synctest.Wait()
+			require.Equal(t, breaker.HalfOpen, b.State(), "%s: half-open after the plain open timeout, not the hour the hint could ask for", what)
+		}
+
+		require.Same(t, hinted, b.Call(ctx, failing))
+		assert.Empty(t, reported.Take(), "the hint is read only for the failure that opens the breaker")
+		require.NotPanics(t, func() { require.Same(t, hinted, b.Call(ctx, failing), "the tripping call gets its own error") })
+		assert.Len(t, reportsContaining(reported.Take(), "RetryAfter", "RetryAfter bug", `"panicking-hint"`), 1,
+			"the panic reached otel.Handle, naming the breaker")
+		requireOpenForThePlainTimeout("tripped from closed")
+
+		require.NotPanics(t, func() { require.Same(t, hinted, b.Call(ctx, failing), "the failed probe gets its own error") })
+		assert.Len(t, reportsContaining(reported.Take(), "RetryAfter bug"), 1, "the probe's panic reached otel.Handle")
+		requireOpenForThePlainTimeout("reopened by the failed probe")
+
+		require.NoError(t, b.Call(ctx, func(context.Context) error { return nil }), "the probe slot is free: a new probe gets through")
+		assert.Equal(t, breaker.Closed, b.State())
+		assert.Equal(t, breaker.Counts{Success: 1, Failure: 3, Rejected: 2}, b.Counts())
+	})
+}
+
+// TestFaults_BlockingListenerHoldsUpNoCall blocks a listener on the first
+// change until the test releases it. No call waits for it: not the call that
+// made that change, not the calls of other goroutines, not the open timer,
+// not the operators. The changes made meanwhile wait in order, and reach the
+// listener once it returns.
+func TestFaults_BlockingListenerHoldsUpNoCall(t *testing.T) {
+	t.Parallel()
+	boundedSyncTest(t, bubbleBound, func(t *testing.T) {
+		var (
+			changes faultChanges
+			release = make(chan struct{})
+			first   sync.Once
+		)
+		blocking := breaker.WithStateChangeListener(func(breaker.StateChange) { first.Do(func() { <-release }) })
+		b := newFaultBreaker("blocking-listener", blocking, changes.listener())
+		ctx := context.Background()
+		failing := func(context.Context) error { return errFaultDependency }
+		// returnsAtOnce runs call on a goroutine of its own and requires it
+		// to have returned once every goroutine of the bubble is blocked:
+		// the listener, blocked, cannot be holding it.
+		returnsAtOnce := func(what string, call func()) {
+			t.Helper()
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				call()
+			}()
+			synctest.Wait()
+			select {
+			case <-done:
+			default:
+				close(release) // let the bubble end
+				t.Fatalf("%s waited for the blocked listener", what)
+			}
+		}
+
+		require.NoError(t, b.Call(ctx, func(context.Context) error { return nil }))
+		require.Same(t, errFaultDependency, b.Call(ctx, failing))
+		returnsAtOnce("the call that tripped the breaker", func() {
+			assert.Same(t, errFaultDependency, b.Call(ctx, failing), "the call keeps its own error")
+		})
+		require.Equal(t, breaker.Open, b.State())
+		assert.Empty(t, changes.get(), "changes wait while the first listener blocks")
+
+		returnsAtOnce("a call of another goroutine", func() {
+			assert.ErrorIs(t, b.Call(ctx, func(context.Context) error { return nil }), breaker.ErrOpen)
+		})
+		time.Sleep(faultOpenTimeout)
+		synctest.Wait()
+		require.Equal(t, breaker.HalfOpen, b.State(), "the open timer made its transition")
+		returnsAtOnce("the probe that closed the breaker", func() {
+			assert.NoError(t, b.Call(ctx, func(context.Context) error { return nil }), "the probe")
+		})
+		require.Equal(t, breaker.Closed, b.State())
+		returnsAtOnce("the calls that tripped it again", func() {
+			for range 2 {
+				assert.Same(t, errFaultDependency, b.Call(ctx, failing))
+			}
+		})
+		require.Equal(t, breaker.Open, b.State())
+		returnsAtOnce("the operators", func() {
+			b.Reset(ctx)
+			b.ForceOpen(ctx)
+		})
+		assert.Empty(t, changes.get(), "still nothing delivered: the first listener of the first change still blocks")
+
+		close(release)
+		synctest.Wait()
+		assert.Equal(t, []string{
+			"closed>open", "open>half-open", "half-open>closed", "closed>open", "open>closed", "closed>open",
+		}, changes.get(), "every change, in order")
+		assert.Equal(t, breaker.Counts{Success: 2, Failure: 4, Rejected: 1}, b.Counts())
+	})
+}
+
+// TestFaults_PanickingPredicateNeverHoldsTheProbeSlot: a WithIsFailure or
+// WithIsIgnored predicate that panics is a bug in the caller's code, but it
 // must not wedge the breaker: the call counts as a failure (as a panic in
 // the function does), the panic reaches the caller, and the probe slot is
 // free again.
-func TestFaults_PanickingIsFailurePredicateNeverHoldsTheProbeSlot(t *testing.T) {
+func TestFaults_PanickingPredicateNeverHoldsTheProbeSlot(t *testing.T) {
 	t.Parallel()
 	errOdd := errors.New("an error the predicate cannot handle")
-	b, clock := newFaultBreaker("panicking-predicate", breaker.WithIsFailure(func(err error) bool {
+	predicate := func(err error) bool {
 		if errors.Is(err, errOdd) {
 			panic("predicate bug")
 		}
 		return true
-	}))
-	ctx := context.Background()
-	for range 2 {
-		require.Same(t, errFaultDependency, b.Call(ctx, func(context.Context) error { return errFaultDependency }))
 	}
-	clock.Advance(faultOpenTimeout)
-	require.Equal(t, breaker.HalfOpen, b.State())
-	require.Equal(t, "predicate bug", recoverFrom(func() { _ = b.Call(ctx, func(context.Context) error { return errOdd }) }))
-	assert.Equal(t, breaker.Open, b.State(), "the probe counts as failed: open again")
-	assert.Equal(t, breaker.Counts{Failure: 3}, b.Counts(), "the call is counted")
-	clock.Advance(faultOpenTimeout)
-	assert.NoError(t, b.Call(ctx, func(context.Context) error { return nil }), "a new probe gets through")
-	assert.Equal(t, breaker.Closed, b.State())
+	for _, tt := range []struct {
+		name string
+		opt  breaker.Option
+	}{
+		{"WithIsFailure", breaker.WithIsFailure(predicate)},
+		{"WithIsIgnored", breaker.WithIsIgnored(func(err error) bool { return !predicate(err) })},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			boundedSyncTest(t, bubbleBound, func(t *testing.T) {
+				b := newFaultBreaker("panicking-predicate", tt.opt)
+				ctx := context.Background()
+				for range 2 {
+					require.Same(t, errFaultDependency, b.Call(ctx, func(context.Context) error { return errFaultDependency }))
+				}
+				time.Sleep(faultOpenTimeout)
+				synctest.Wait()
+				require.Equal(t, breaker.HalfOpen, b.State())
+				require.Equal(t, "predicate bug", recoverFrom(func() { _ = b.Call(ctx, func(context.Context) error { return errOdd }) }))
+				assert.Equal(t, breaker.Open, b.State(), "the probe counts as failed: open again")
+				assert.Equal(t, breaker.Counts{Failure: 3}, b.Counts(), "the call is counted")
+				time.Sleep(faultOpenTimeout)
+				synctest.Wait()
+				assert.NoError(t, b.Call(ctx, func(context.Context) error { return nil }), "a new probe gets through")
+				assert.Equal(t, breaker.Closed, b.State())
+			})
+		})
+	}
 }

@@ -3,9 +3,12 @@ package breaker_test
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"strconv"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -13,20 +16,26 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/levee-go/levee/breaker"
-	"github.com/levee-go/levee/internal/fakeclock"
 	"github.com/levee-go/levee/resilience"
 )
 
 // This file checks the breaker against a reference model of the state
 // machine in DESIGN.md: a plain struct, one goroutine, no atomics, written to
 // be obviously right. Random programs of calls (succeeding, failing, ending
-// by caller cancellation, panicking, failing with an error WithIsFailure does
-// not count), calls held in flight, concurrent bursts, clock advances, State
+// by caller cancellation, panicking, failing with an error WithIsFailure or
+// WithIsIgnored names), calls whose context is done before they start, nil
+// functions, calls held in flight, concurrent bursts, time passing, State
 // reads, ForceOpen and Reset run against both; after every step the
 // breaker's State, its Counts and the changes its listener saw must match the
 // model, and every call must have been admitted or rejected as the model
-// says. rapid drives it here; FuzzBreakerStateMachine drives the same modelHarness
-// from fuzz bytes.
+// says. rapid drives it here; FuzzBreakerStateMachine drives the same
+// modelHarness from fuzz bytes.
+//
+// Every program runs in a testing/synctest bubble, on the time path
+// production runs: time passes with time.Sleep, the breaker's own open timer
+// makes it half-open (at exactly the end of the open period), and
+// synctest.Wait lets the timer, the calls and the listener's delivery
+// goroutine run before anything is compared.
 
 // modelOutcome is how a guarded function ends.
 type modelOutcome uint8
@@ -37,40 +46,58 @@ const (
 	endCanceled                       // the caller's ctx is canceled; returns ctx.Err()
 	endPanic                          // panics with a value unique to the call
 	endNotCounted                     // returns errModelNotFound, which WithIsFailure does not count (when installed)
+	endIgnored                        // returns errModelIgnored, which WithIsIgnored names (when installed)
 	numModelOutcomes
 )
 
 func (k modelOutcome) String() string {
-	return [...]string{"success", "failure", "canceled", "panic", "not-counted"}[k]
+	return [...]string{"success", "failure", "canceled", "panic", "not-counted", "ignored"}[k]
 }
 
 var (
 	errModelDependency = errors.New("dependency failed")
 	errModelNotFound   = errors.New("not found")
+	// errModelIgnored wraps errModelNotFound, so that with both predicates
+	// installed it shows that WithIsIgnored is asked first: it is ignored,
+	// not a success.
+	errModelIgnored = fmt.Errorf("bad request: %w", errModelNotFound)
 )
 
 // modelValue is what a guarded function returns on success, so the Policy
 // path can check the value comes through.
 const modelValue = 42
 
+// modelHorizon bounds how far a program moves the bubble's clock: the
+// runtime's timers cannot be set past about 262 years after the bubble's
+// start (2000-01-01), so an advance that would pass this horizon is not
+// made. Open timeouts longer than it simply never end within a program.
+const modelHorizon = 200 * 365 * 24 * time.Hour
+
 // ---------------------------------------------------------------------------
 // The reference model.
 
-// refModel is the state machine of DESIGN.md, sequential and explicit.
-type refModel struct {
-	name          string
+// modelConfig is the breaker's settings, as the model sees them.
+type modelConfig struct {
 	threshold     int
 	openTimeout   time.Duration
-	countNotFound bool // no WithIsFailure: errModelNotFound is a failure like any error
+	withIsFailure bool // errModelNotFound (and errModelIgnored) count as successes
+	withIsIgnored bool // errModelIgnored counts as neither success nor failure
+}
+
+// refModel is the state machine of DESIGN.md, sequential and explicit.
+type refModel struct {
+	name string
+	modelConfig
 
 	now        time.Time
 	state      breaker.State
 	forced     bool      // Open by ForceOpen: no probe until Reset
 	failures   int       // consecutive failures while Closed
-	until      time.Time // Open, not forced: when a probe may go through
-	since      time.Time // when the current period began
-	period     int       // bumped at every transition; a call's outcome only counts in its own period
+	until      time.Time // Open, not forced: when the open timer makes it half-open
+	halfOpenAt time.Time // HalfOpen: when it became half-open
+	period     int       // bumped at every new period; a call's outcome only counts in its own period
 	probeTaken bool      // HalfOpen: the probe is in flight
+	probeSince time.Time // HalfOpen: when the probe in flight was admitted
 
 	counts  breaker.Counts
 	changes []breaker.StateChange
@@ -83,10 +110,11 @@ type modelAdmission struct {
 	state    breaker.State // the state that admitted the call, or rejected it
 }
 
-func newRefModel(name string, threshold int, openTimeout time.Duration, countNotFound bool, now time.Time) *refModel {
-	return &refModel{name: name, threshold: threshold, openTimeout: openTimeout, countNotFound: countNotFound, now: now, since: now}
+func newRefModel(name string, cfg modelConfig, now time.Time) *refModel {
+	return &refModel{name: name, modelConfig: cfg, now: now}
 }
 
+// transition starts a new period in state to and records the change.
 func (m *refModel) transition(to breaker.State, consecutiveFailures int, forced bool) {
 	m.changes = append(m.changes, breaker.StateChange{
 		Name: m.name, From: m.state, To: to, At: m.now,
@@ -100,35 +128,42 @@ func (m *refModel) transition(to breaker.State, consecutiveFailures int, forced 
 	if to == breaker.Open && !m.forced {
 		m.until = m.now.Add(m.openTimeout)
 	}
-	m.since = m.now
+	if to == breaker.HalfOpen {
+		m.halfOpenAt = m.now
+	}
 	m.period++
 }
 
-// expired reports whether the open timeout has passed, so that the next
-// look at the breaker (a call or State) makes it half-open.
-func (m *refModel) expired() bool {
-	return m.state == breaker.Open && !m.forced && !m.now.Before(m.until)
-}
-
-func (m *refModel) readState() breaker.State {
-	if m.expired() {
+// advance lets d pass. The open timer is the only way Open becomes
+// HalfOpen, and it fires at exactly the end of the open period.
+func (m *refModel) advance(d time.Duration) {
+	target := m.now.Add(d)
+	if m.state == breaker.Open && !m.forced && !m.until.After(target) {
+		m.now = m.until
 		m.transition(breaker.HalfOpen, 0, false)
 	}
-	return m.state
+	m.now = target
 }
 
+// admit decides a call that reaches the breaker with a live context.
 func (m *refModel) admit() modelAdmission {
-	if m.expired() {
-		m.transition(breaker.HalfOpen, 0, false)
-		m.probeTaken = true
-		return modelAdmission{admitted: true, period: m.period, state: breaker.HalfOpen}
-	}
-	switch {
-	case m.state == breaker.Closed:
+	switch m.state {
+	case breaker.Closed:
 		return modelAdmission{admitted: true, period: m.period, state: breaker.Closed}
-	case m.state == breaker.HalfOpen && !m.probeTaken:
-		m.probeTaken = true
-		return modelAdmission{admitted: true, period: m.period, state: breaker.HalfOpen}
+	case breaker.HalfOpen:
+		if m.probeTaken && !m.now.Before(m.probeSince.Add(m.openTimeout)) {
+			// The probe in flight has outlived the open timeout: it no
+			// longer holds the breaker. A fresh half-open period (not a
+			// transition: nothing is reported) admits this call, and the
+			// late probe's result will be stale.
+			m.period++
+			m.probeTaken = false
+		}
+		if !m.probeTaken {
+			m.probeTaken = true
+			m.probeSince = m.now
+			return modelAdmission{admitted: true, period: m.period, state: breaker.HalfOpen}
+		}
 	}
 	m.counts.Rejected++
 	return modelAdmission{period: m.period, state: m.state}
@@ -148,18 +183,30 @@ func (m *refModel) classify(k modelOutcome) modelVerdict {
 		return modelVerdictSuccess
 	case endCanceled:
 		return modelVerdictIgnored
+	case endIgnored:
+		if m.withIsIgnored {
+			return modelVerdictIgnored
+		}
+		if m.withIsFailure {
+			return modelVerdictSuccess // it wraps errModelNotFound
+		}
 	case endNotCounted:
-		if !m.countNotFound {
+		if m.withIsFailure {
 			return modelVerdictSuccess
 		}
 	}
-	return modelVerdictFailure // endFailure, endPanic, and errModelNotFound without a predicate
+	return modelVerdictFailure // endFailure, endPanic, and the errors no predicate names
 }
 
-// finish applies the outcome of an admitted call. A call admitted in a period
-// that has ended since is counted but changes nothing.
+// finish applies the outcome of an admitted call. A call admitted in a
+// period that has ended since changes nothing: a closed-period call is
+// counted by its outcome, a half-open probe is counted as ignored.
 func (m *refModel) finish(a modelAdmission, k modelOutcome) {
 	v := m.classify(k)
+	if a.period != m.period && a.state == breaker.HalfOpen {
+		m.counts.Ignored++
+		return
+	}
 	switch v {
 	case modelVerdictSuccess:
 		m.counts.Success++
@@ -194,6 +241,10 @@ func (m *refModel) finish(a modelAdmission, k modelOutcome) {
 	}
 }
 
+// doneAtEntry is a call whose context was done before it reached the
+// breaker: it runs nothing and counts as ignored, whatever the state.
+func (m *refModel) doneAtEntry() { m.counts.Ignored++ }
+
 func (m *refModel) forceOpen() {
 	if m.state == breaker.Open && m.forced {
 		return
@@ -201,9 +252,13 @@ func (m *refModel) forceOpen() {
 	m.transition(breaker.Open, 0, true)
 }
 
+// reset starts a fresh closed period from every state. Closed -> Closed
+// reports no change, but the calls admitted before it still count for
+// nothing after it.
 func (m *refModel) reset() {
 	if m.state == breaker.Closed {
 		m.failures = 0
+		m.period++
 		return
 	}
 	m.transition(breaker.Closed, 0, true)
@@ -213,7 +268,7 @@ func (m *refModel) reset() {
 func (m *refModel) rejection(s breaker.State) (until time.Time, retryAfter time.Duration) {
 	switch {
 	case s == breaker.HalfOpen:
-		return m.since, 0
+		return m.halfOpenAt, 0
 	case m.forced:
 		return time.Time{}, m.openTimeout
 	}
@@ -222,19 +277,16 @@ func (m *refModel) rejection(s breaker.State) (until time.Time, retryAfter time.
 
 // ---------------------------------------------------------------------------
 // The modelHarness: one breaker, its model, and the calls held in flight.
-
-// modelWaitBound is how long the modelHarness waits for a call to reach its function
-// or return before it calls the breaker deadlocked.
-const modelWaitBound = 10 * time.Second
+// It must run inside a synctest bubble.
 
 // modelMaxInFlight bounds the calls held at once, so programs stay cheap.
 const modelMaxInFlight = 12
 
 type modelHarness struct {
-	t     rapid.TB
-	m     *refModel
-	clock *fakeclock.Clock
-	b     *breaker.Breaker
+	t    rapid.TB
+	m    *refModel
+	b    *breaker.Breaker
+	born time.Time // the bubble's time when the harness was built
 
 	mu      sync.Mutex
 	changes []breaker.StateChange // as the listener saw them
@@ -265,34 +317,41 @@ type modelResult struct {
 	value    int
 	err      error
 	panicked any
+	ran      bool // the function was called
 }
 
-func newModelHarness(t rapid.TB, threshold int, openTimeout time.Duration, withPredicate bool) *modelHarness {
-	clock := fakeclock.New()
-	h := &modelHarness{t: t, clock: clock}
-	h.m = newRefModel("model", threshold, openTimeout, !withPredicate, clock.Now())
+func newModelHarness(t rapid.TB, cfg modelConfig) *modelHarness {
+	now := time.Now()
+	h := &modelHarness{t: t, born: now}
+	h.m = newRefModel("model", cfg, now)
 	opts := []breaker.Option{
-		breaker.WithFailureThreshold(threshold),
-		breaker.WithOpenTimeout(openTimeout),
-		breaker.WithClock(clock.Now),
+		breaker.WithFailureThreshold(cfg.threshold),
+		breaker.WithOpenTimeout(cfg.openTimeout),
 		breaker.WithStateChangeListener(func(c breaker.StateChange) {
 			h.mu.Lock()
 			defer h.mu.Unlock()
 			h.changes = append(h.changes, c)
 		}),
 	}
-	if withPredicate {
+	if cfg.withIsFailure {
 		opts = append(opts, breaker.WithIsFailure(func(err error) bool { return !errors.Is(err, errModelNotFound) }))
+	}
+	if cfg.withIsIgnored {
+		opts = append(opts, breaker.WithIsIgnored(func(err error) bool { return errors.Is(err, errModelIgnored) }))
 	}
 	h.b = breaker.New("model", opts...)
 	return h
 }
 
 // launch starts a call in its own goroutine; it waits for gate, when not
-// nil, before calling the breaker.
-func (h *modelHarness) launch(viaPolicy bool, gate <-chan struct{}) *modelCall {
+// nil, before calling the breaker. A call made with doneCtx has its context
+// canceled before it starts.
+func (h *modelHarness) launch(viaPolicy, doneCtx bool, gate <-chan struct{}) *modelCall {
 	h.calls++
 	ctx, cancel := context.WithCancel(context.Background())
+	if doneCtx {
+		cancel()
+	}
 	c := &modelCall{
 		id: h.calls, viaPolicy: viaPolicy, ctx: ctx, cancel: cancel,
 		token:   &modelPanic{call: h.calls},
@@ -300,13 +359,17 @@ func (h *modelHarness) launch(viaPolicy bool, gate <-chan struct{}) *modelCall {
 		release: make(chan modelOutcome, 1),
 		done:    make(chan modelResult, 1),
 	}
+	var ran bool
 	fn := func(ctx context.Context) (int, error) {
+		ran = true
 		close(c.entered)
 		switch <-c.release {
 		case endFailure:
 			return 0, errModelDependency
 		case endNotCounted:
 			return 0, errModelNotFound
+		case endIgnored:
+			return 0, errModelIgnored
 		case endCanceled:
 			c.cancel()
 			return 0, ctx.Err()
@@ -320,6 +383,7 @@ func (h *modelHarness) launch(viaPolicy bool, gate <-chan struct{}) *modelCall {
 		var res modelResult
 		defer func() {
 			res.panicked = recover()
+			res.ran = ran
 			c.done <- res
 		}()
 		if gate != nil {
@@ -338,33 +402,19 @@ func (h *modelHarness) launch(viaPolicy bool, gate <-chan struct{}) *modelCall {
 	return c
 }
 
-// awaitAdmission waits until the call either runs its function (admitted)
-// or returns without running it (rejected, its result in res).
-func (h *modelHarness) awaitAdmission(c *modelCall) (admitted bool, res modelResult) {
+// settle waits until every goroutine of the bubble is blocked, then tells
+// whether the call runs its function (admitted) or has returned without
+// running it (rejected, its result in res). Neither is a stuck breaker.
+func (h *modelHarness) settle(c *modelCall) (admitted bool, res modelResult) {
 	h.t.Helper()
-	timer := time.NewTimer(modelWaitBound)
-	defer timer.Stop()
 	select {
 	case <-c.entered:
 		return true, modelResult{}
 	case res := <-c.done:
 		return false, res
-	case <-timer.C:
-		h.t.Fatalf("call %d neither ran its function nor returned within %v: the breaker is stuck", c.id, modelWaitBound)
+	default:
 	}
-	panic("unreachable")
-}
-
-func (h *modelHarness) awaitDone(c *modelCall) modelResult {
-	h.t.Helper()
-	timer := time.NewTimer(modelWaitBound)
-	defer timer.Stop()
-	select {
-	case res := <-c.done:
-		return res
-	case <-timer.C:
-		h.t.Fatalf("call %d did not return within %v after its function was released: the breaker is stuck", c.id, modelWaitBound)
-	}
+	h.t.Fatalf("call %d neither ran its function nor returned, and every goroutine of the bubble is blocked: the breaker is stuck", c.id)
 	panic("unreachable")
 }
 
@@ -374,13 +424,14 @@ func (h *modelHarness) checkRejected(c *modelCall, res modelResult, by breaker.S
 	h.t.Helper()
 	c.cancel()
 	require.Nil(h.t, res.panicked, "call %d: rejected call panicked", c.id)
+	require.False(h.t, res.ran, "call %d: a rejected call must not run its function", c.id)
 	require.ErrorIs(h.t, res.err, breaker.ErrOpen, "call %d: the model rejects it in %v", c.id, by)
 	var oe *breaker.OpenError
 	require.ErrorAs(h.t, res.err, &oe, "call %d", c.id)
 	until, retryAfter := h.m.rejection(by)
-	assert.Equal(h.t, "model", oe.Name, "call %d: OpenError.Name", c.id)
-	assert.Equal(h.t, by, oe.State, "call %d: OpenError.State", c.id)
-	assert.True(h.t, until.Equal(oe.Until), "call %d: OpenError.Until = %v, model %v", c.id, oe.Until, until)
+	assert.Equal(h.t, "model", oe.Name(), "call %d: OpenError.Name", c.id)
+	assert.Equal(h.t, by, oe.State(), "call %d: OpenError.State", c.id)
+	assert.True(h.t, until.Equal(oe.Until()), "call %d: OpenError.Until = %v, model %v", c.id, oe.Until(), until)
 	assert.Equal(h.t, retryAfter, oe.RetryAfter(), "call %d: RetryAfter", c.id)
 	assert.Zero(h.t, res.value, "call %d: a rejected call returns the zero value", c.id)
 }
@@ -388,16 +439,18 @@ func (h *modelHarness) checkRejected(c *modelCall, res modelResult, by breaker.S
 // start begins one call and leaves it in flight when the model admits it.
 func (h *modelHarness) start(viaPolicy bool) {
 	h.t.Helper()
-	c := h.launch(viaPolicy, nil)
-	admitted, res := h.awaitAdmission(c)
+	c := h.launch(viaPolicy, false, nil)
+	synctest.Wait()
+	admitted, res := h.settle(c)
+	if admitted {
+		h.inflight = append(h.inflight, c) // released at the end even if a check fails
+	}
 	c.adm = h.m.admit()
 	require.Equal(h.t, c.adm.admitted, admitted,
 		"call %d: admitted by the breaker = %v, by the model = %v (model state %v)", c.id, admitted, c.adm.admitted, h.m.state)
 	if !admitted {
 		h.checkRejected(c, res, c.adm.state)
-		return
 	}
-	h.inflight = append(h.inflight, c)
 }
 
 // finish releases the i-th call in flight with outcome k and checks that its
@@ -407,7 +460,13 @@ func (h *modelHarness) finish(i int, k modelOutcome) {
 	c := h.inflight[i]
 	h.inflight = append(h.inflight[:i:i], h.inflight[i+1:]...)
 	c.release <- k
-	res := h.awaitDone(c)
+	synctest.Wait()
+	var res modelResult
+	select {
+	case res = <-c.done:
+	default:
+		h.t.Fatalf("call %d did not return after its function was released, and every goroutine of the bubble is blocked: the breaker is stuck", c.id)
+	}
 	c.cancel()
 	h.m.finish(c.adm, k)
 	if k == endPanic {
@@ -423,6 +482,8 @@ func (h *modelHarness) finish(i int, k modelOutcome) {
 		require.Same(h.t, errModelDependency, res.err, "call %d: the function's error, unchanged", c.id)
 	case endNotCounted:
 		require.Same(h.t, errModelNotFound, res.err, "call %d: the function's error, unchanged", c.id)
+	case endIgnored:
+		require.Same(h.t, errModelIgnored, res.err, "call %d: the function's error, unchanged", c.id)
 	case endCanceled:
 		require.Same(h.t, context.Canceled, res.err, "call %d: the function's error, unchanged", c.id)
 	}
@@ -437,24 +498,53 @@ func (h *modelHarness) call(k modelOutcome, viaPolicy bool) {
 	}
 }
 
+// callDone makes a call whose context is done before it reaches the
+// breaker: it must return ctx.Err() at once without running the function,
+// whatever the state (not a rejection, even when open), and take no probe
+// slot.
+func (h *modelHarness) callDone(viaPolicy bool) {
+	h.t.Helper()
+	c := h.launch(viaPolicy, true, nil)
+	synctest.Wait()
+	admitted, res := h.settle(c)
+	if admitted {
+		h.inflight = append(h.inflight, c)
+	}
+	require.False(h.t, admitted, "call %d with its context done at entry ran its function (state %v)", c.id, h.m.state)
+	h.m.doneAtEntry()
+	require.Nil(h.t, res.panicked, "call %d panicked", c.id)
+	require.Same(h.t, context.Canceled, res.err, "call %d with its context done at entry: ctx.Err(), not a rejection (state %v)", c.id, h.m.state)
+	assert.Zero(h.t, res.value, "call %d: the zero value", c.id)
+}
+
+// callNil calls Call with a nil function: refused with an error, not a
+// rejection, and counted nowhere.
+func (h *modelHarness) callNil() {
+	h.t.Helper()
+	err := h.b.Call(context.Background(), nil)
+	require.Error(h.t, err, "Call(ctx, nil) is refused")
+	require.NotErrorIs(h.t, err, breaker.ErrOpen, "Call(ctx, nil) is a programming error, not a rejection")
+}
+
 // burst makes n calls at once, released together. Whatever the interleaving,
 // the model decides as if they came one after another: all admitted while
-// Closed; exactly one (the probe) admitted when the breaker is or becomes
-// HalfOpen with no probe in flight; none otherwise. Admitted calls stay in
-// flight.
+// Closed; exactly one (the probe) admitted when the breaker is HalfOpen with
+// no probe in flight (or only a stale one); none otherwise. Admitted calls
+// stay in flight.
 func (h *modelHarness) burst(n int, policyMask uint64) {
 	h.t.Helper()
 	gate := make(chan struct{})
 	calls := make([]*modelCall, n)
 	for i := range calls {
-		calls[i] = h.launch(policyMask&(1<<i) != 0, gate)
+		calls[i] = h.launch(policyMask&(1<<i) != 0, false, gate)
 	}
 	close(gate)
+	synctest.Wait()
 	var admitted []*modelCall
 	var rejected []*modelCall
 	results := make(map[*modelCall]modelResult)
 	for _, c := range calls {
-		ok, res := h.awaitAdmission(c)
+		ok, res := h.settle(c)
 		if ok {
 			admitted = append(admitted, c)
 		} else {
@@ -472,29 +562,42 @@ func (h *modelHarness) burst(n int, policyMask uint64) {
 			wantRejectedBy = append(wantRejectedBy, a.state)
 		}
 	}
+	h.inflight = append(h.inflight, admitted...)
 	require.Len(h.t, admitted, len(want), "burst of %d: calls admitted (model state %v)", n, h.m.state)
 	for i, c := range admitted {
 		c.adm = want[i]
-		h.inflight = append(h.inflight, c)
 	}
 	for i, c := range rejected {
 		h.checkRejected(c, results[c], wantRejectedBy[i])
 	}
 }
 
-// advance moves the clock, and the model's, forward by d.
+// advance lets d pass on the bubble's clock, and the model's: the open
+// timer fires on the way if the open period ends, and synctest.Wait lets its
+// transition and the listener run.
 func (h *modelHarness) advance(d time.Duration) {
-	h.clock.Advance(d)
-	h.m.now = h.m.now.Add(d)
+	h.t.Helper()
+	if d <= 0 || h.m.now.Add(d).Sub(h.born) > modelHorizon {
+		return
+	}
+	time.Sleep(d)
+	synctest.Wait()
+	h.m.advance(d)
+	require.True(h.t, h.m.now.Equal(time.Now()), "the bubble's clock is at %v, the model's at %v", time.Now(), h.m.now)
 }
 
 // advanceKind picks how far to move the clock: 0 a random bit (frac/255 of
-// the open timeout), 1 exactly to the end of the open period, 2 one
-// nanosecond short of it, 3 one nanosecond past it, 4 a whole open timeout.
+// the open timeout), 1 exactly to the end of the open period (or of the
+// probe's hold on the breaker), 2 one nanosecond short of it, 3 one
+// nanosecond past it, 4 a whole open timeout.
 func (h *modelHarness) advanceKind(kind int, frac uint8) {
+	h.t.Helper()
 	remaining := h.m.openTimeout
-	if h.m.state == breaker.Open && !h.m.forced {
+	switch {
+	case h.m.state == breaker.Open && !h.m.forced:
 		remaining = h.m.until.Sub(h.m.now)
+	case h.m.state == breaker.HalfOpen && h.m.probeTaken:
+		remaining = h.m.probeSince.Add(h.m.openTimeout).Sub(h.m.now)
 	}
 	var d time.Duration
 	switch kind {
@@ -514,8 +617,7 @@ func (h *modelHarness) advanceKind(kind int, frac uint8) {
 
 func (h *modelHarness) readState() {
 	h.t.Helper()
-	want := h.m.readState()
-	require.Equal(h.t, want, h.b.State(), "State()")
+	require.Equal(h.t, h.m.state, h.b.State(), "State()")
 }
 
 func (h *modelHarness) forceOpen() {
@@ -529,11 +631,10 @@ func (h *modelHarness) reset() {
 }
 
 // check compares what is observable at rest: the counts, the changes the
-// listener saw, and State. State is read only when reading it changes
-// nothing (the open timeout has not passed), so that the lazy
-// Open -> HalfOpen transition stays for a call or an explicit read to make.
+// listener saw (once its delivery goroutine has run), and State.
 func (h *modelHarness) check() {
 	h.t.Helper()
+	synctest.Wait()
 	require.Equal(h.t, h.m.counts, h.b.Counts(), "Counts()")
 	h.mu.Lock()
 	got := append([]breaker.StateChange(nil), h.changes...)
@@ -544,23 +645,18 @@ func (h *modelHarness) check() {
 		got[i].At = want.At
 		require.Equal(h.t, want, got[i], "change %d", i)
 	}
-	if !h.m.expired() {
-		require.Equal(h.t, h.m.state, h.b.State(), "State()")
-	}
+	require.Equal(h.t, h.m.state, h.b.State(), "State()")
 }
 
 // releaseAll lets every call still in flight end, so that no goroutine
-// outlives the program; it checks nothing.
+// outlives the program and the bubble can end; it checks nothing.
 func (h *modelHarness) releaseAll() {
 	for _, c := range h.inflight {
 		c.release <- endSuccess
-		select {
-		case <-c.done:
-		case <-time.After(modelWaitBound):
-		}
 		c.cancel()
 	}
 	h.inflight = nil
+	synctest.Wait()
 }
 
 func (h *modelHarness) String() string {
@@ -572,112 +668,215 @@ func (h *modelHarness) String() string {
 
 func TestBreaker_MatchesReferenceModel(t *testing.T) {
 	t.Parallel()
+	// rapid runs each program in a bubble of its own (rapid.SyncTest); the
+	// watchdog bounds them all in real time, as boundedSyncTest does one.
+	checks := 100
+	if f := flag.Lookup("rapid.checks"); f != nil {
+		checks, _ = strconv.Atoi(f.Value.String())
+	}
+	defer realTimeWatchdog(t.Name(), bubbleBound+time.Duration(checks)*100*time.Millisecond)()
 	rapid.Check(t, func(t *rapid.T) {
-		threshold := rapid.IntRange(1, 5).Draw(t, "threshold")
-		openTimeout := time.Duration(rapid.Int64Range(1, int64(time.Hour)).Draw(t, "openTimeout"))
-		withPredicate := rapid.Bool().Draw(t, "withPredicate")
-		h := newModelHarness(t, threshold, openTimeout, withPredicate)
-		defer h.releaseAll()
+		// One bubble per program: its clock starts afresh, and it ends
+		// only once every goroutine the program started has.
+		rapid.SyncTest(t, func(t *rapid.T) {
+			h := newModelHarness(t, modelConfig{
+				threshold:     rapid.IntRange(1, 5).Draw(t, "threshold"),
+				openTimeout:   time.Duration(rapid.Int64Range(1, int64(time.Hour)).Draw(t, "openTimeout")),
+				withIsFailure: rapid.Bool().Draw(t, "withIsFailure"),
+				withIsIgnored: rapid.Bool().Draw(t, "withIsIgnored"),
+			})
+			defer h.releaseAll()
 
-		outcomes := rapid.SampledFrom([]modelOutcome{endSuccess, endFailure, endCanceled, endPanic, endNotCounted})
-		t.Repeat(map[string]func(*rapid.T){
-			"call": func(t *rapid.T) {
-				h.call(outcomes.Draw(t, "outcome"), rapid.Bool().Draw(t, "viaPolicy"))
-			},
-			"start": func(t *rapid.T) {
-				if len(h.inflight) >= modelMaxInFlight {
-					t.Skip("enough calls in flight")
-				}
-				h.start(rapid.Bool().Draw(t, "viaPolicy"))
-			},
-			"finish": func(t *rapid.T) {
-				if len(h.inflight) == 0 {
-					t.Skip("no call in flight")
-				}
-				i := rapid.IntRange(0, len(h.inflight)-1).Draw(t, "which")
-				h.finish(i, outcomes.Draw(t, "outcome"))
-			},
-			"burst": func(t *rapid.T) {
-				room := modelMaxInFlight - len(h.inflight)
-				if room < 2 {
-					t.Skip("no room for a burst")
-				}
-				n := rapid.IntRange(2, min(room, 8)).Draw(t, "size")
-				h.burst(n, rapid.Uint64().Draw(t, "viaPolicyMask"))
-			},
-			"advance": func(t *rapid.T) {
-				h.advanceKind(rapid.IntRange(0, 4).Draw(t, "kind"), rapid.Uint8().Draw(t, "frac"))
-			},
-			"state": func(*rapid.T) { h.readState() },
-			"operator": func(t *rapid.T) {
-				if rapid.Bool().Draw(t, "forceOpen") {
-					h.forceOpen()
-				} else {
-					h.reset()
-				}
-			},
-			"": func(*rapid.T) { h.check() },
+			outcomes := rapid.SampledFrom([]modelOutcome{endSuccess, endFailure, endCanceled, endPanic, endNotCounted, endIgnored})
+			t.Repeat(map[string]func(*rapid.T){
+				"call": func(t *rapid.T) {
+					h.call(outcomes.Draw(t, "outcome"), rapid.Bool().Draw(t, "viaPolicy"))
+				},
+				"callDone": func(t *rapid.T) { h.callDone(rapid.Bool().Draw(t, "viaPolicy")) },
+				"callNil":  func(*rapid.T) { h.callNil() },
+				"start": func(t *rapid.T) {
+					if len(h.inflight) >= modelMaxInFlight {
+						t.Skip("enough calls in flight")
+					}
+					h.start(rapid.Bool().Draw(t, "viaPolicy"))
+				},
+				"finish": func(t *rapid.T) {
+					if len(h.inflight) == 0 {
+						t.Skip("no call in flight")
+					}
+					i := rapid.IntRange(0, len(h.inflight)-1).Draw(t, "which")
+					h.finish(i, outcomes.Draw(t, "outcome"))
+				},
+				"burst": func(t *rapid.T) {
+					room := modelMaxInFlight - len(h.inflight)
+					if room < 2 {
+						t.Skip("no room for a burst")
+					}
+					n := rapid.IntRange(2, min(room, 8)).Draw(t, "size")
+					h.burst(n, rapid.Uint64().Draw(t, "viaPolicyMask"))
+				},
+				"advance": func(t *rapid.T) {
+					h.advanceKind(rapid.IntRange(0, 4).Draw(t, "kind"), rapid.Uint8().Draw(t, "frac"))
+				},
+				"state": func(*rapid.T) { h.readState() },
+				"operator": func(t *rapid.T) {
+					if rapid.Bool().Draw(t, "forceOpen") {
+						h.forceOpen()
+					} else {
+						h.reset()
+					}
+				},
+				"": func(*rapid.T) { h.check() },
+			})
 		})
 	})
 }
 
 // TestBreaker_ReferenceModelScenarios pins scenarios the random programs
-// must keep covering, through the same modelHarness.
+// must keep covering, through the same modelHarness, each in a bubble.
 func TestBreaker_ReferenceModelScenarios(t *testing.T) {
 	t.Parallel()
-	t.Run("a probe held in flight rejects a burst, then its failure reopens", func(t *testing.T) {
-		t.Parallel()
-		h := newModelHarness(t, 2, time.Second, true)
-		defer h.releaseAll()
-		h.call(endFailure, false)
-		h.call(endFailure, true)
-		h.check()
-		h.advanceKind(1, 0)
-		h.start(false) // the probe
-		require.Len(t, h.inflight, 1)
-		h.burst(8, 0x0f)
-		h.check()
-		assert.Equal(t, int64(8), h.b.Counts().Rejected)
-		h.finish(0, endFailure)
-		h.check()
-		assert.Equal(t, breaker.Open, h.b.State())
-	})
-	t.Run("stale calls from an earlier closed period change nothing", func(t *testing.T) {
-		t.Parallel()
-		h := newModelHarness(t, 1, time.Second, false)
-		defer h.releaseAll()
-		h.burst(4, 0)
-		require.Len(t, h.inflight, 4)
-		h.finish(0, endFailure) // opens
-		h.check()
-		h.advanceKind(3, 0)
-		h.start(true) // the probe of the new half-open period
-		h.finish(0, endFailure)
-		h.finish(0, endSuccess)
-		h.finish(0, endNotCounted)
-		h.check()
-		assert.Equal(t, breaker.HalfOpen, h.b.State(), "stale outcomes must not touch the half-open period")
-		h.finish(0, endSuccess)
-		h.check()
-		assert.Equal(t, breaker.Closed, h.b.State())
-	})
-	t.Run("a canceled probe frees the slot and a panicking one reopens", func(t *testing.T) {
-		t.Parallel()
-		h := newModelHarness(t, 1, time.Minute, true)
-		defer h.releaseAll()
-		h.call(endPanic, false)
-		h.advanceKind(1, 0)
-		h.call(endCanceled, true)
-		h.check()
-		h.call(endPanic, true)
-		h.check()
-		assert.Equal(t, breaker.Open, h.b.State())
-		h.forceOpen()
-		h.advanceKind(4, 0)
-		h.call(endSuccess, false)
-		h.reset()
-		h.call(endNotCounted, false)
-		h.check()
-		assert.Equal(t, breaker.Closed, h.b.State())
-	})
+	scenario := func(name string, cfg modelConfig, body func(t *testing.T, h *modelHarness)) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			boundedSyncTest(t, bubbleBound, func(t *testing.T) {
+				h := newModelHarness(t, cfg)
+				defer h.releaseAll()
+				body(t, h)
+			})
+		})
+	}
+	scenario("a probe held in flight rejects a burst, then its failure reopens",
+		modelConfig{threshold: 2, openTimeout: time.Second, withIsFailure: true},
+		func(t *testing.T, h *modelHarness) {
+			h.call(endFailure, false)
+			h.call(endFailure, true)
+			h.check()
+			h.advanceKind(1, 0) // the open timer fires
+			h.check()
+			require.Equal(t, breaker.HalfOpen, h.b.State())
+			h.start(false) // the probe
+			require.Len(t, h.inflight, 1)
+			h.burst(8, 0x0f)
+			h.check()
+			assert.Equal(t, int64(8), h.b.Counts().Rejected)
+			h.finish(0, endFailure)
+			h.check()
+			assert.Equal(t, breaker.Open, h.b.State())
+		})
+	scenario("stale calls from an earlier closed period change nothing",
+		modelConfig{threshold: 1, openTimeout: time.Second},
+		func(t *testing.T, h *modelHarness) {
+			h.burst(4, 0)
+			require.Len(t, h.inflight, 4)
+			h.finish(0, endFailure) // opens
+			h.check()
+			h.advanceKind(3, 0)
+			h.start(true) // the probe of the new half-open period
+			h.finish(0, endFailure)
+			h.finish(0, endSuccess)
+			h.finish(0, endNotCounted)
+			h.check()
+			assert.Equal(t, breaker.HalfOpen, h.b.State(), "stale outcomes must not touch the half-open period")
+			h.finish(0, endSuccess)
+			h.check()
+			assert.Equal(t, breaker.Closed, h.b.State())
+		})
+	scenario("a canceled probe frees the slot and a panicking one reopens",
+		modelConfig{threshold: 1, openTimeout: time.Minute, withIsFailure: true},
+		func(t *testing.T, h *modelHarness) {
+			h.call(endPanic, false)
+			h.advanceKind(1, 0)
+			h.call(endCanceled, true)
+			h.check()
+			h.call(endPanic, true)
+			h.check()
+			assert.Equal(t, breaker.Open, h.b.State())
+			h.forceOpen()
+			h.advanceKind(4, 0)
+			h.call(endSuccess, false)
+			h.reset()
+			h.call(endNotCounted, false)
+			h.check()
+			assert.Equal(t, breaker.Closed, h.b.State())
+		})
+	scenario("the open timer alone makes the breaker half-open, at the end of the open period",
+		modelConfig{threshold: 1, openTimeout: time.Minute},
+		func(t *testing.T, h *modelHarness) {
+			h.call(endFailure, false)
+			h.advanceKind(2, 0) // a nanosecond short
+			h.check()
+			require.Equal(t, breaker.Open, h.b.State())
+			h.advanceKind(1, 0) // exactly there, with no call and no State read
+			h.check()
+			require.Equal(t, breaker.HalfOpen, h.b.State())
+			require.Len(t, h.m.changes, 2)
+			assert.True(t, h.m.changes[1].At.Equal(h.m.changes[0].At.Add(time.Minute)), "half-open at exactly the end of the open period")
+		})
+	scenario("Reset of a closed breaker starts a fresh period: earlier calls count for nothing after it",
+		modelConfig{threshold: 2, openTimeout: time.Second},
+		func(t *testing.T, h *modelHarness) {
+			h.call(endFailure, false)
+			h.burst(2, 0b10)
+			h.reset() // closed -> closed: no change reported
+			h.finish(0, endFailure)
+			h.finish(0, endFailure)
+			h.check()
+			assert.Equal(t, breaker.Closed, h.b.State(), "failures admitted before the Reset do not count after it")
+			assert.Empty(t, h.m.changes)
+			h.call(endFailure, true)
+			h.call(endFailure, false)
+			h.check()
+			assert.Equal(t, breaker.Open, h.b.State(), "two failures of the fresh period open it")
+		})
+	scenario("a call whose context is done at entry counts ignored in every state and takes no probe slot",
+		modelConfig{threshold: 1, openTimeout: time.Second},
+		func(t *testing.T, h *modelHarness) {
+			h.callDone(false)
+			h.call(endFailure, false)
+			h.callDone(true) // open: not a rejection
+			h.advanceKind(1, 0)
+			h.callDone(false) // half-open: the slot stays free
+			h.call(endSuccess, true)
+			h.check()
+			assert.Equal(t, breaker.Closed, h.b.State())
+			assert.Equal(t, breaker.Counts{Success: 1, Failure: 1, Ignored: 3}, h.b.Counts())
+		})
+	scenario("WithIsIgnored errors are neither success nor failure, and WithIsIgnored is asked first",
+		modelConfig{threshold: 2, openTimeout: time.Second, withIsFailure: true, withIsIgnored: true},
+		func(t *testing.T, h *modelHarness) {
+			h.call(endFailure, false)
+			h.call(endIgnored, false) // does not reset the count
+			h.call(endFailure, true)
+			h.check()
+			require.Equal(t, breaker.Open, h.b.State())
+			h.advanceKind(1, 0)
+			h.call(endIgnored, true) // a neutral probe frees the slot
+			h.check()
+			require.Equal(t, breaker.HalfOpen, h.b.State())
+			h.call(endNotCounted, false) // a success by WithIsFailure closes it
+			h.check()
+			assert.Equal(t, breaker.Closed, h.b.State())
+			assert.Equal(t, breaker.Counts{Success: 1, Failure: 2, Ignored: 2}, h.b.Counts())
+		})
+	scenario("a probe in flight longer than the open timeout no longer holds the breaker, and its result is ignored",
+		modelConfig{threshold: 1, openTimeout: time.Second},
+		func(t *testing.T, h *modelHarness) {
+			h.call(endFailure, false)
+			h.advanceKind(1, 0)
+			h.start(false) // the probe, held
+			h.advanceKind(2, 0)
+			h.start(true) // a nanosecond short: rejected
+			require.Len(t, h.inflight, 1)
+			h.advanceKind(1, 0)
+			h.start(true) // the probe has held it an open timeout: this call probes
+			require.Len(t, h.inflight, 2)
+			h.finish(0, endFailure) // the late probe: ignored, changes nothing
+			h.check()
+			require.Equal(t, breaker.HalfOpen, h.b.State())
+			assert.Equal(t, int64(1), h.b.Counts().Ignored)
+			h.finish(0, endSuccess)
+			h.check()
+			assert.Equal(t, breaker.Closed, h.b.State())
+		})
 }

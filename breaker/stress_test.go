@@ -4,19 +4,18 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"math/rand/v2"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/levee-go/levee/breaker"
-	"github.com/levee-go/levee/internal/fakeclock"
 )
 
 // The stress tests drive one breaker from hundreds of goroutines at once and
@@ -139,28 +138,35 @@ func withinBound(t *testing.T, bound time.Duration, body func(ctx context.Contex
 }
 
 // TestStress_ProbesNeverOverlapAndNoCallIsLost drives 256 goroutines through
-// many closed -> open -> half-open -> closed cycles of one breaker.
-//
-// It uses the fake clock, moved by a driver goroutine, rather than real
-// millisecond timeouts: the test must know which admitted calls are probes
-// to assert that they never overlap, and with the clock in its hands the
-// driver decides when a cycle's phases begin and end, so no call admitted
-// while closed can still be running when the breaker half-opens. Each round:
+// many closed -> open -> half-open -> closed cycles of one breaker, in a
+// synctest bubble: the goroutines run at once on every core, as anywhere
+// else, but time passes only when they all wait, so the test knows which
+// admitted calls are probes. The breaker's own open timer makes every
+// half-open transition, racing the callers that wake at the same instant.
+// Each round:
 //
 //  1. closed phase: every worker makes a few calls that succeed, fail,
-//     are canceled or panic; the breaker opens along the way (the clock
-//     stands still, so it stays open). The round waits for all of them.
-//  2. probe phase: every worker calls in a loop while the driver keeps
-//     moving the clock past the open timeout. While the phase lasts no probe
-//     succeeds (they fail, panic or are canceled), so the breaker never
-//     closes and every call the breaker runs is a probe: each increments an
-//     in-flight counter and requires it to be 1. The round's last probe
-//     succeeds and closes the breaker; it marks the phase over first, so the
-//     calls admitted after it (closed now) know they are not probes.
+//     are canceled or panic; the breaker opens along the way (no time
+//     passes, so it stays open). The round waits for all of them.
+//  2. probe phase: every worker calls in a loop, sleeping 0 to 3 quarters of
+//     the open timeout after each call, so that many wake at the same
+//     instant as the timer and as each other. While the phase lasts no
+//     probe succeeds (they fail, panic or are canceled), so the breaker
+//     never closes and every call the breaker runs is a probe: each
+//     increments an in-flight counter and requires it to be 1. No time
+//     passes while a probe runs, so none outlives the open timeout (which
+//     would let another in). The round's last probe succeeds and closes the
+//     breaker; it marks the phase over first, so the calls admitted after it
+//     (closed now) know they are not probes.
 //
 // Every call is tallied by the worker that made it; the breaker's Counts
-// must equal the tallies exactly.
+// must equal the tallies exactly, and the listener must have seen every
+// transition.
 func TestStress_ProbesNeverOverlapAndNoCallIsLost(t *testing.T) {
+	boundedSyncTest(t, bubbleBound+time.Duration(*stressRounds)*time.Second, stressProbesNeverOverlap)
+}
+
+func stressProbesNeverOverlap(t *testing.T) {
 	rounds := *stressRounds
 	const (
 		threshold       = 5
@@ -169,12 +175,10 @@ func TestStress_ProbesNeverOverlapAndNoCallIsLost(t *testing.T) {
 		probesPerRound  = 8
 		overlapsToPrint = 5
 	)
-	clock := fakeclock.New()
 	var transitions [3][3]atomic.Int64
 	b := breaker.New("stress",
 		breaker.WithFailureThreshold(threshold),
 		breaker.WithOpenTimeout(openTimeout),
-		breaker.WithClock(clock.Now),
 		breaker.WithStateChangeListener(func(c breaker.StateChange) { transitions[c.From][c.To].Add(1) }))
 
 	var (
@@ -216,52 +220,45 @@ func TestStress_ProbesNeverOverlapAndNoCallIsLost(t *testing.T) {
 		}
 		return stressSucceed
 	}
-	bound := 20*time.Second + time.Duration(rounds)*time.Second
+	// A bound on the bubble's clock: a round that never ends (no probe
+	// ever admitted) stops the loops rather than running forever.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(rounds)*10000*openTimeout)
+	defer cancel()
 
-	withinBound(t, bound, func(ctx context.Context) {
-		var driverTally stressTally
-		for round := 0; round < rounds && ctx.Err() == nil; round++ {
-			// 1. Closed phase.
-			if !assert.Equal(t, breaker.Closed, b.State(), "round %d starts closed", round) {
-				return
-			}
-			var wg sync.WaitGroup
-			for w := range stressWorkers {
-				wg.Go(func() {
-					for range closedCalls {
-						stressCall(t, b, intent(rngs[w], false), &tallies[w], nil)
-					}
-				})
-			}
-			wg.Wait()
-			for b.State() == breaker.Closed {
-				stressCall(t, b, stressFail, &driverTally, nil)
-			}
-			if !assert.Equal(t, breaker.Open, b.State(), "round %d: open after the closed phase", round) {
-				return
-			}
-
-			// 2. Probe phase.
-			phaseOver.Store(false)
-			for w := range stressWorkers {
-				wg.Go(func() {
-					for !phaseOver.Load() && ctx.Err() == nil {
-						stressCall(t, b, intent(rngs[w], true), &tallies[w], probe)
-						runtime.Gosched()
-					}
-				})
-			}
-			for !phaseOver.Load() && ctx.Err() == nil {
-				clock.Advance(openTimeout)
-				runtime.Gosched()
-			}
-			wg.Wait()
-			if !assert.Equal(t, breaker.Closed, b.State(), "round %d: the closing probe closed it", round) {
-				return
-			}
+	var driverTally stressTally
+	for round := 0; round < rounds && ctx.Err() == nil; round++ {
+		// 1. Closed phase.
+		require.Equal(t, breaker.Closed, b.State(), "round %d starts closed", round)
+		var wg sync.WaitGroup
+		for w := range stressWorkers {
+			wg.Go(func() {
+				for range closedCalls {
+					stressCall(t, b, intent(rngs[w], false), &tallies[w], nil)
+				}
+			})
 		}
-		total.add(driverTally)
-	})
+		wg.Wait()
+		for b.State() == breaker.Closed {
+			stressCall(t, b, stressFail, &driverTally, nil)
+		}
+		require.Equal(t, breaker.Open, b.State(), "round %d: open after the closed phase", round)
+
+		// 2. Probe phase.
+		phaseOver.Store(false)
+		for w := range stressWorkers {
+			wg.Go(func() {
+				for !phaseOver.Load() && ctx.Err() == nil {
+					stressCall(t, b, intent(rngs[w], true), &tallies[w], probe)
+					time.Sleep(time.Duration(rngs[w].IntN(4)) * openTimeout / 4)
+				}
+			})
+		}
+		wg.Wait()
+		require.NoError(t, ctx.Err(), "round %d did not end within %v of the bubble's time", round, time.Duration(rounds)*10000*openTimeout)
+		require.Equal(t, breaker.Closed, b.State(), "round %d: the closing probe closed it", round)
+	}
+	total.add(driverTally)
+	synctest.Wait() // the listener has seen every change
 
 	for _, tally := range tallies {
 		total.add(tally)
@@ -273,7 +270,9 @@ func TestStress_ProbesNeverOverlapAndNoCallIsLost(t *testing.T) {
 	assert.Equal(t, total.calls, c.Success+c.Failure+c.Rejected+c.Ignored, "no call lost")
 	assert.Equal(t, int64(rounds*probesPerRound), probes.Load(), "probes run")
 	assert.Equal(t, int64(rounds), transitions[breaker.HalfOpen][breaker.Closed].Load(), "half-open -> closed once per round")
-	assert.GreaterOrEqual(t, transitions[breaker.Closed][breaker.Open].Load(), int64(rounds), "closed -> open at least once per round")
+	assert.Equal(t, int64(rounds), transitions[breaker.Closed][breaker.Open].Load(), "closed -> open once per round")
+	assert.Equal(t, transitions[breaker.Closed][breaker.Open].Load()+transitions[breaker.HalfOpen][breaker.Open].Load(),
+		transitions[breaker.Open][breaker.HalfOpen].Load(), "the timer makes one open -> half-open per open period")
 	assert.GreaterOrEqual(t, transitions[breaker.HalfOpen][breaker.Open].Load(), int64(rounds), "failed probes reopen")
 	t.Logf("%d rounds, %d calls: %+v; transitions closed->open %d, open->half-open %d, half-open->open %d, half-open->closed %d",
 		rounds, total.calls, c,
@@ -281,28 +280,41 @@ func TestStress_ProbesNeverOverlapAndNoCallIsLost(t *testing.T) {
 		transitions[breaker.HalfOpen][breaker.Open].Load(), transitions[breaker.HalfOpen][breaker.Closed].Load())
 }
 
-// TestStress_RealClockProbesNeverOverlap does the same with the real clock
-// and a 1ms open timeout, so the half-open transitions are made by the
-// breaker's own timer, racing the 256 callers. Every probe fails or is
-// canceled, so the breaker never closes after the first opening and every
-// call it runs is a probe.
-func TestStress_RealClockProbesNeverOverlap(t *testing.T) {
+// TestStress_RealClockProbesOverlapOnlyWhenOneOutlivesTheOpenTimeout runs
+// outside a bubble, on the real clock, with a 1ms open timeout, so the
+// half-open transitions are made by the breaker's own timer racing the 256
+// callers in real time. Every probe fails or is canceled, so the breaker
+// never closes after the first opening and every call it runs is a probe.
+//
+// On a loaded machine a probe can be in flight for a millisecond; it then
+// no longer holds the breaker, and a second probe is admitted while the
+// first still runs, as the stale-probe rule says. So a second probe in
+// flight is a fault only when the first cannot have held the breaker for an
+// open timeout: when the second starts less than an open timeout after the
+// first was handed to the breaker. The late probe's result is counted as
+// ignored: the breaker's failures and ignored calls together equal the
+// workers', and successes and rejections match exactly.
+func TestStress_RealClockProbesOverlapOnlyWhenOneOutlivesTheOpenTimeout(t *testing.T) {
+	const openTimeout = time.Millisecond
 	probesWanted := int64(4 * *stressRounds)
-	b := breaker.New("stress-real-clock", breaker.WithFailureThreshold(1), breaker.WithOpenTimeout(time.Millisecond))
+	b := breaker.New("stress-real-clock", breaker.WithFailureThreshold(1), breaker.WithOpenTimeout(openTimeout))
 	var opening stressTally
 	stressCall(t, b, stressFail, &opening, nil)
-	require.Equal(t, breaker.Open, b.State())
+	require.NotEqual(t, breaker.Closed, b.State(), "the failure opened it (its 1ms timer may have made it half-open already)")
 
-	var probesInFlight, overlaps, probes atomic.Int64
-	probe := func(context.Context) bool {
-		if n := probesInFlight.Add(1); n != 1 && overlaps.Add(1) <= 5 {
-			t.Errorf("%d probes in flight at once in half-open", n)
-		}
-		runtime.Gosched()
-		probes.Add(1)
-		probesInFlight.Add(-1)
-		return false
-	}
+	// A probe in flight is known by two times: called, taken before the
+	// breaker admitted it, and entered, taken after. Two probes in flight
+	// at once are allowed only if the later one can have been admitted an
+	// open timeout or more after the earlier one; which one came first is
+	// unknown, so the pair is a fault only when neither order allows it.
+	type probeTimes struct{ called, entered time.Time }
+	var (
+		mu       sync.Mutex
+		inFlight = map[*probeTimes]struct{}{}
+		overlaps atomic.Int64 // overlaps the stale-probe rule does not explain
+		stale    atomic.Int64 // overlaps it does
+		probes   atomic.Int64
+	)
 	tallies := make([]stressTally, stressWorkers)
 	bound := 20*time.Second + time.Duration(probesWanted)*50*time.Millisecond
 	withinBound(t, bound, func(ctx context.Context) {
@@ -318,7 +330,30 @@ func TestStress_RealClockProbesNeverOverlap(t *testing.T) {
 					case 1:
 						intent = stressPanic
 					}
-					stressCall(t, b, intent, &tallies[w], probe)
+					me := &probeTimes{called: time.Now()} // before the breaker admits the call
+					stressCall(t, b, intent, &tallies[w], func(context.Context) bool {
+						mu.Lock()
+						me.entered = time.Now() // after it admitted the call
+						for other := range inFlight {
+							longest := max(me.entered.Sub(other.called), other.entered.Sub(me.called))
+							if longest < openTimeout {
+								if overlaps.Add(1) <= 5 {
+									t.Errorf("two probes in flight at once, admitted at most %v apart: neither can have held the breaker for the open timeout (%v)",
+										longest, openTimeout)
+								}
+							} else {
+								stale.Add(1)
+							}
+						}
+						inFlight[me] = struct{}{}
+						mu.Unlock()
+						runtime.Gosched()
+						probes.Add(1)
+						mu.Lock()
+						delete(inFlight, me)
+						mu.Unlock()
+						return false
+					})
 					runtime.Gosched()
 				}
 			})
@@ -329,10 +364,15 @@ func TestStress_RealClockProbesNeverOverlap(t *testing.T) {
 	for _, tally := range tallies {
 		total.add(tally)
 	}
-	assert.Zero(t, overlaps.Load(), "probes in flight at the same time")
-	assert.Equal(t, total.counts(), b.Counts(), "Counts must equal the calls the workers made, by outcome")
+	c := b.Counts()
+	assert.Zero(t, overlaps.Load(), "probes in flight at the same time within an open timeout")
+	assert.Equal(t, total.success, c.Success, "successes")
+	assert.Equal(t, total.rejected, c.Rejected, "rejections")
+	assert.Equal(t, total.failure+total.ignored, c.Failure+c.Ignored, "failures and ignored calls (a late probe's failure is ignored)")
+	assert.LessOrEqual(t, c.Failure, total.failure, "only late probes move from failure to ignored")
+	assert.Equal(t, total.calls, c.Success+c.Failure+c.Rejected+c.Ignored, "no call lost")
 	assert.GreaterOrEqual(t, probes.Load(), probesWanted)
 	assert.NotEqual(t, breaker.Closed, b.State(), "no probe succeeded")
-	t.Log(fmt.Sprintf("%d calls, %d probes: %+v", total.calls, probes.Load(), b.Counts()))
+	t.Logf("%d calls, %d probes (%d overlapping a probe that had outlived the open timeout): %+v", total.calls, probes.Load(), stale.Load(), c)
 	b.ForceOpen(context.Background()) // stops the pending timer
 }

@@ -3,7 +3,12 @@ package breaker_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -16,7 +21,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/levee-go/levee/breaker"
-	"github.com/levee-go/levee/internal/fakeclock"
+	"github.com/levee-go/levee/internal/emit"
 	"github.com/levee-go/levee/resilience"
 	"github.com/levee-go/levee/telemetry"
 	"github.com/levee-go/levee/telemetry/telemetrytest"
@@ -24,6 +29,9 @@ import (
 
 // Tests of every breaker row of docs/telemetry.md. Each builds its own
 // harness, so none touches the global providers and all run in parallel.
+// Those that open a breaker or let time pass run in a synctest bubble: the
+// breaker's own open timer makes the half-open transition when the test
+// sleeps past the open timeout, as in production.
 
 var (
 	telErrDown     = errors.New("dependency down")
@@ -33,8 +41,19 @@ var (
 func telFail(context.Context) error    { return telErrDown }
 func telSucceed(context.Context) error { return nil }
 
-// telBreaker returns a breaker named name that reports to h.
-func telBreaker(h *telemetrytest.Harness, name string, opts ...breaker.Option) *breaker.Breaker {
+// telBreaker returns a breaker named name that reports to h, and keeps it
+// referenced until t ends. A breaker's metrics are reported for as long as
+// it is referenced, and no longer: a test that reads them after its last use
+// of the breaker would otherwise race the garbage collector.
+func telBreaker(t testing.TB, h *telemetrytest.Harness, name string, opts ...breaker.Option) *breaker.Breaker {
+	b := telNewBreaker(h, name, opts...)
+	t.Cleanup(func() { runtime.KeepAlive(b) })
+	return b
+}
+
+// telNewBreaker returns a breaker named name that reports to h, and keeps
+// no reference to it.
+func telNewBreaker(h *telemetrytest.Harness, name string, opts ...breaker.Option) *breaker.Breaker {
 	return breaker.New(name, append([]breaker.Option{
 		breaker.WithTracerProvider(h.TracerProvider),
 		breaker.WithMeterProvider(h.MeterProvider),
@@ -73,7 +92,7 @@ func telAssertInstrument(t *testing.T, h *telemetrytest.Harness, name string, ki
 	assert.Equal(t, kind, inst.Kind, "%s kind", name)
 	assert.Equal(t, unit, inst.Unit, "%s unit", name)
 	assert.Equal(t, telemetry.ScopeName, inst.Scope.Name, "%s scope", name)
-	assert.Equal(t, telemetry.Version(), inst.Scope.Version, "%s scope version", name)
+	assert.Equal(t, emit.Version(), inst.Scope.Version, "%s scope version", name)
 }
 
 // telStatePoints is the one-hot state series of the breaker named name.
@@ -120,114 +139,152 @@ func telTransitionSpans(h *telemetrytest.Harness, from, to string) []sdktrace.Re
 	return found
 }
 
+// telSettle lets d pass on the bubble's clock, then waits until the open
+// timer's transition (and any listener) has run.
+func telSettle(d time.Duration) {
+	time.Sleep(d)
+	synctest.Wait()
+}
+
 func TestTelemetry_StateMetric_OneHotFromConstruction(t *testing.T) {
 	t.Parallel()
-	h := telemetrytest.New(t)
-	clock := fakeclock.New()
-	b := telBreaker(h, "inventory", breaker.WithClock(clock.Now), breaker.WithFailureThreshold(1))
+	boundedSyncTest(t, bubbleBound, func(t *testing.T) {
+		h := telemetrytest.New(t)
+		b := telBreaker(t, h, "inventory", breaker.WithFailureThreshold(1))
 
-	telAssertInstrument(t, h, telemetry.MetricBreakerState, sdkmetric.InstrumentKindObservableUpDownCounter, "{state}")
-	telAssertState(t, h, "inventory", "closed") // before the first call
+		telAssertInstrument(t, h, telemetry.MetricBreakerState, sdkmetric.InstrumentKindObservableUpDownCounter, "{state}")
+		telAssertState(t, h, "inventory", "closed") // before the first call
 
-	require.ErrorIs(t, b.Call(context.Background(), telFail), telErrDown)
-	telAssertState(t, h, "inventory", "open")
+		require.ErrorIs(t, b.Call(context.Background(), telFail), telErrDown)
+		telAssertState(t, h, "inventory", "open")
 
-	clock.Advance(breaker.DefaultOpenTimeout)
-	telAssertState(t, h, "inventory", "half_open") // no call needed
+		telSettle(breaker.DefaultOpenTimeout - 1)
+		telAssertState(t, h, "inventory", "open")
+		telSettle(1)
+		telAssertState(t, h, "inventory", "half_open") // the open timer: no call needed
 
-	require.NoError(t, b.Call(context.Background(), telSucceed))
-	telAssertState(t, h, "inventory", "closed")
+		require.NoError(t, b.Call(context.Background(), telSucceed))
+		telAssertState(t, h, "inventory", "closed")
 
-	b.ForceOpen(context.Background())
-	clock.Advance(time.Hour)
-	telAssertState(t, h, "inventory", "open") // held open: never half-open
+		b.ForceOpen(context.Background())
+		telSettle(time.Hour)
+		telAssertState(t, h, "inventory", "open") // held open: never half-open
+	})
 }
 
 func TestTelemetry_CallsMetric_ByOutcome(t *testing.T) {
 	t.Parallel()
-	h := telemetrytest.New(t)
-	b := telBreaker(h, "inventory",
-		breaker.WithClock(fakeclock.New().Now),
-		breaker.WithIsFailure(func(err error) bool { return !errors.Is(err, telErrNotFound) }))
-	ctx := context.Background()
+	boundedSyncTest(t, bubbleBound, func(t *testing.T) {
+		h := telemetrytest.New(t)
+		errInvalid := errors.New("invalid request")
+		b := telBreaker(t, h, "inventory",
+			breaker.WithIsFailure(func(err error) bool { return !errors.Is(err, telErrNotFound) }),
+			breaker.WithIsIgnored(func(err error) bool { return errors.Is(err, errInvalid) }))
+		ctx := context.Background()
 
-	telAssertInstrument(t, h, telemetry.MetricBreakerCalls, sdkmetric.InstrumentKindObservableCounter, "{call}")
+		telAssertInstrument(t, h, telemetry.MetricBreakerCalls, sdkmetric.InstrumentKindObservableCounter, "{call}")
 
-	require.NoError(t, b.Call(ctx, telSucceed))
-	require.NoError(t, b.Call(ctx, telSucceed))
-	require.ErrorIs(t, b.Call(ctx, func(context.Context) error { return telErrNotFound }), telErrNotFound) // not a failure
-	require.ErrorIs(t, b.Call(ctx, telFail), telErrDown)
-	canceled, cancel := context.WithCancel(ctx)
-	cancel()
-	require.ErrorIs(t, b.Call(canceled, func(ctx context.Context) error { return ctx.Err() }), context.Canceled)
-	require.Panics(t, func() { _ = b.Call(ctx, func(context.Context) error { panic("boom") }) })
-	require.ErrorIs(t, b.Call(ctx, telFail), telErrDown) // third consecutive failure: opens
-	require.ErrorIs(t, b.Call(ctx, telSucceed), breaker.ErrOpen)
-	require.ErrorIs(t, b.Call(ctx, telSucceed), breaker.ErrOpen)
+		require.NoError(t, b.Call(ctx, telSucceed))
+		require.NoError(t, b.Call(ctx, telSucceed))
+		require.ErrorIs(t, b.Call(ctx, func(context.Context) error { return telErrNotFound }), telErrNotFound) // not a failure
+		require.ErrorIs(t, b.Call(ctx, telFail), telErrDown)
+		// Ignored: the caller's context done before the call (nothing runs),
+		// the caller's context ending during it, an error WithIsIgnored names.
+		done, cancel := context.WithCancel(ctx)
+		cancel()
+		ran := false
+		require.ErrorIs(t, b.Call(done, func(context.Context) error { ran = true; return nil }), context.Canceled)
+		require.False(t, ran, "a call whose context is done at entry runs nothing")
+		ending, end := context.WithCancel(ctx)
+		require.ErrorIs(t, b.Call(ending, func(ctx context.Context) error { end(); return ctx.Err() }), context.Canceled)
+		require.ErrorIs(t, b.Call(ctx, func(context.Context) error { return errInvalid }), errInvalid)
+		require.Error(t, b.Call(ctx, nil), "a nil function is refused, and counted nowhere")
+		require.Panics(t, func() { _ = b.Call(ctx, func(context.Context) error { panic("boom") }) })
+		require.ErrorIs(t, b.Call(ctx, telFail), telErrDown) // third consecutive failure: opens
+		require.ErrorIs(t, b.Call(ctx, telSucceed), breaker.ErrOpen)
+		require.ErrorIs(t, b.Call(ctx, telSucceed), breaker.ErrOpen)
 
-	name := telemetry.KeyPolicyName.String("inventory")
-	telAssertSum(t, h, telemetry.MetricBreakerCalls, "{call}", true,
-		telPoint(3, name, telemetry.KeyOutcome.String("success")),
-		telPoint(3, name, telemetry.KeyOutcome.String("failure")),
-		telPoint(2, name, telemetry.KeyOutcome.String("rejected")),
-		telPoint(1, name, telemetry.KeyOutcome.String("ignored")),
-	)
+		// Ignored too: a probe that outlives the open timeout, whatever it
+		// returns once another call has probed in its place.
+		telSettle(breaker.DefaultOpenTimeout)
+		require.Equal(t, breaker.HalfOpen, b.State())
+		release := make(chan struct{})
+		late := make(chan error, 1)
+		go func() { late <- b.Call(ctx, func(context.Context) error { <-release; return telErrDown }) }()
+		telSettle(breaker.DefaultOpenTimeout)
+		require.NoError(t, b.Call(ctx, telSucceed), "a probe held for an open timeout no longer holds the breaker")
+		require.Equal(t, breaker.Closed, b.State())
+		close(release)
+		require.ErrorIs(t, <-late, telErrDown, "the late probe's caller still gets its own error")
+
+		name := telemetry.KeyPolicyName.String("inventory")
+		telAssertSum(t, h, telemetry.MetricBreakerCalls, "{call}", true,
+			telPoint(4, name, telemetry.KeyOutcome.String("success")),
+			telPoint(3, name, telemetry.KeyOutcome.String("failure")),
+			telPoint(2, name, telemetry.KeyOutcome.String("rejected")),
+			telPoint(4, name, telemetry.KeyOutcome.String("ignored")),
+		)
+	})
 }
 
 func TestTelemetry_TransitionsMetric_ByFromAndTo(t *testing.T) {
 	t.Parallel()
-	h := telemetrytest.New(t)
-	clock := fakeclock.New()
-	b := telBreaker(h, "inventory", breaker.WithClock(clock.Now), breaker.WithFailureThreshold(1))
-	ctx := context.Background()
+	boundedSyncTest(t, bubbleBound, func(t *testing.T) {
+		h := telemetrytest.New(t)
+		b := telBreaker(t, h, "inventory", breaker.WithFailureThreshold(1))
+		ctx := context.Background()
 
-	telAssertInstrument(t, h, telemetry.MetricBreakerTransitions, sdkmetric.InstrumentKindCounter, "{transition}")
-	h.AssertInt64(telemetry.MetricBreakerTransitions, 0) // nothing before the first change
+		telAssertInstrument(t, h, telemetry.MetricBreakerTransitions, sdkmetric.InstrumentKindCounter, "{transition}")
+		h.AssertInt64(telemetry.MetricBreakerTransitions, 0) // nothing before the first change
 
-	require.ErrorIs(t, b.Call(ctx, telFail), telErrDown) // closed -> open
-	clock.Advance(breaker.DefaultOpenTimeout)
-	require.ErrorIs(t, b.Call(ctx, telFail), telErrDown) // open -> half_open, the probe fails: half_open -> open
-	clock.Advance(breaker.DefaultOpenTimeout)
-	require.NoError(t, b.Call(ctx, telSucceed)) // open -> half_open, the probe succeeds: half_open -> closed
-	b.ForceOpen(ctx)                            // closed -> open
-	b.Reset(ctx)                                // open -> closed
+		require.ErrorIs(t, b.Call(ctx, telFail), telErrDown) // closed -> open
+		telSettle(breaker.DefaultOpenTimeout)                // the timer: open -> half_open
+		require.ErrorIs(t, b.Call(ctx, telFail), telErrDown) // the probe fails: half_open -> open
+		telSettle(breaker.DefaultOpenTimeout)                // the timer: open -> half_open
+		require.NoError(t, b.Call(ctx, telSucceed))          // the probe succeeds: half_open -> closed
+		b.ForceOpen(ctx)                                     // closed -> open
+		b.Reset(ctx)                                         // open -> closed
+		b.Reset(ctx)                                         // closed -> closed: a fresh period, no transition
 
-	name := telemetry.KeyPolicyName.String("inventory")
-	edge := func(v int64, from, to string) metricdata.DataPoint[int64] {
-		return telPoint(v, name, telemetry.KeyBreakerFrom.String(from), telemetry.KeyBreakerTo.String(to))
-	}
-	telAssertSum(t, h, telemetry.MetricBreakerTransitions, "{transition}", true,
-		edge(2, "closed", "open"),
-		edge(2, "open", "half_open"),
-		edge(1, "half_open", "open"),
-		edge(1, "half_open", "closed"),
-		edge(1, "open", "closed"),
-	)
+		name := telemetry.KeyPolicyName.String("inventory")
+		edge := func(v int64, from, to string) metricdata.DataPoint[int64] {
+			return telPoint(v, name, telemetry.KeyBreakerFrom.String(from), telemetry.KeyBreakerTo.String(to))
+		}
+		telAssertSum(t, h, telemetry.MetricBreakerTransitions, "{transition}", true,
+			edge(2, "closed", "open"),
+			edge(2, "open", "half_open"),
+			edge(1, "half_open", "open"),
+			edge(1, "half_open", "closed"),
+			edge(1, "open", "closed"),
+		)
+	})
 }
 
 func TestTelemetry_Metrics_FixedSeriesPerBreaker(t *testing.T) {
 	t.Parallel()
-	h := telemetrytest.New(t)
-	a := telBreaker(h, "a", breaker.WithFailureThreshold(1), breaker.WithClock(fakeclock.New().Now))
-	_ = telBreaker(h, "b")
-	for range 100 {
-		_ = a.Call(context.Background(), telFail)
-	}
+	boundedSyncTest(t, bubbleBound, func(t *testing.T) {
+		h := telemetrytest.New(t)
+		a := telBreaker(t, h, "a", breaker.WithFailureThreshold(1))
+		_ = telBreaker(t, h, "b")
+		for range 100 {
+			_ = a.Call(context.Background(), telFail)
+		}
 
-	// Per breaker: 3 state series and 4 call series, however many calls.
-	telAssertSum(t, h, telemetry.MetricBreakerState, telemetry.UnitState, false,
-		append(telStatePoints("a", "open"), telStatePoints("b", "closed")...)...)
-	h.AssertInt64(telemetry.MetricBreakerCalls, 99, telemetry.KeyPolicyName.String("a"), telemetry.KeyOutcome.String("rejected"))
-	calls := h.Metric(telemetry.MetricBreakerCalls).Data.(metricdata.Sum[int64])
-	assert.Len(t, calls.DataPoints, 8)
+		// Per breaker: 3 state series and 4 call series, however many calls.
+		telAssertSum(t, h, telemetry.MetricBreakerState, telemetry.UnitState, false,
+			append(telStatePoints("a", "open"), telStatePoints("b", "closed")...)...)
+		h.AssertInt64(telemetry.MetricBreakerCalls, 99, telemetry.KeyPolicyName.String("a"), telemetry.KeyOutcome.String("rejected"))
+		calls := h.Metric(telemetry.MetricBreakerCalls).Data.(metricdata.Sum[int64])
+		assert.Len(t, calls.DataPoints, 8)
+	})
 }
 
 func TestTelemetry_TransitionSpan_InternalChildOfTheCallThatCausedIt(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name     string
-		setup    func(b *breaker.Breaker, clock *fakeclock.Clock) // runs with no span
-		cause    func(ctx context.Context, b *breaker.Breaker)    // runs in the caller's span
+		setup    func(b *breaker.Breaker)                      // runs with no span, in the bubble
+		cause    func(ctx context.Context, b *breaker.Breaker) // runs in the caller's span
 		from, to string
 		failures int
 		forced   bool
@@ -238,20 +295,14 @@ func TestTelemetry_TransitionSpan_InternalChildOfTheCallThatCausedIt(t *testing.
 			from:  "closed", to: "open", failures: 3,
 		},
 		{
-			name:  "open to half_open when a call finds the timeout passed",
-			setup: telToHalfOpenLazily,
-			cause: func(ctx context.Context, b *breaker.Breaker) { _ = b.Call(ctx, telSucceed) },
-			from:  "open", to: "half_open",
-		},
-		{
 			name:  "half_open to open when the probe fails",
-			setup: telToHalfOpenLazily,
+			setup: telToHalfOpen,
 			cause: func(ctx context.Context, b *breaker.Breaker) { _ = b.Call(ctx, telFail) },
 			from:  "half_open", to: "open", failures: 1,
 		},
 		{
 			name:  "half_open to closed when the probe succeeds",
-			setup: telToHalfOpenLazily,
+			setup: telToHalfOpen,
 			cause: func(ctx context.Context, b *breaker.Breaker) { _ = b.Call(ctx, telSucceed) },
 			from:  "half_open", to: "closed",
 		},
@@ -261,8 +312,14 @@ func TestTelemetry_TransitionSpan_InternalChildOfTheCallThatCausedIt(t *testing.
 			from:  "closed", to: "open", forced: true,
 		},
 		{
+			name:  "forced open by an operator while half-open",
+			setup: telToHalfOpen,
+			cause: func(ctx context.Context, b *breaker.Breaker) { b.ForceOpen(ctx) },
+			from:  "half_open", to: "open", forced: true,
+		},
+		{
 			name:  "reset by an operator",
-			setup: func(b *breaker.Breaker, _ *fakeclock.Clock) { b.ForceOpen(context.Background()) },
+			setup: func(b *breaker.Breaker) { b.ForceOpen(context.Background()) },
 			cause: func(ctx context.Context, b *breaker.Breaker) { b.Reset(ctx) },
 			from:  "open", to: "closed", forced: true,
 		},
@@ -270,26 +327,28 @@ func TestTelemetry_TransitionSpan_InternalChildOfTheCallThatCausedIt(t *testing.
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			h := telemetrytest.New(t)
-			clock := fakeclock.New()
-			b := telBreaker(h, "inventory", breaker.WithClock(clock.Now))
-			if tt.setup != nil {
-				tt.setup(b, clock)
-			}
-			ctx, caller := h.StartSpan(context.Background(), "GET /stock")
-			tt.cause(ctx, b)
-			caller.End()
+			boundedSyncTest(t, bubbleBound, func(t *testing.T) {
+				h := telemetrytest.New(t)
+				b := telBreaker(t, h, "inventory")
+				if tt.setup != nil {
+					tt.setup(b)
+				}
+				ctx, caller := h.StartSpan(context.Background(), "GET /stock")
+				tt.cause(ctx, b)
+				caller.End()
 
-			spans := telTransitionSpans(h, tt.from, tt.to)
-			require.Len(t, spans, 1, "one %s -> %s span; spans: %v", tt.from, tt.to, h.Spans(""))
-			span := spans[0]
-			assert.Equal(t, telemetry.SpanBreakerTransition, span.Name())
-			assert.Equal(t, trace.SpanKindInternal, span.SpanKind())
-			assert.Equal(t, caller.SpanContext().TraceID(), span.SpanContext().TraceID(), "same trace as the caller")
-			assert.Equal(t, caller.SpanContext().SpanID(), span.Parent().SpanID(), "child of the caller's span")
-			assert.ElementsMatch(t, telTransitionAttrs("inventory", tt.from, tt.to, tt.failures, tt.forced), span.Attributes())
-			assert.Equal(t, telemetry.ScopeName, span.InstrumentationScope().Name)
-			assert.Equal(t, telemetry.Version(), span.InstrumentationScope().Version)
+				spans := telTransitionSpans(h, tt.from, tt.to)
+				require.Len(t, spans, 1, "one %s -> %s span; spans: %v", tt.from, tt.to, h.Spans(""))
+				span := spans[0]
+				assert.Equal(t, telemetry.SpanBreakerTransition, span.Name())
+				assert.Equal(t, trace.SpanKindInternal, span.SpanKind())
+				assert.Equal(t, caller.SpanContext().TraceID(), span.SpanContext().TraceID(), "same trace as the caller")
+				assert.Equal(t, caller.SpanContext().SpanID(), span.Parent().SpanID(), "child of the caller's span")
+				assert.Empty(t, span.Links(), "a child of the call that caused it needs no link")
+				assert.ElementsMatch(t, telTransitionAttrs("inventory", tt.from, tt.to, tt.failures, tt.forced), span.Attributes())
+				assert.Equal(t, telemetry.ScopeName, span.InstrumentationScope().Name)
+				assert.Equal(t, emit.Version(), span.InstrumentationScope().Version)
+			})
 		})
 	}
 }
@@ -301,119 +360,270 @@ func telTrip(ctx context.Context, b *breaker.Breaker) {
 	}
 }
 
-// telToHalfOpenLazily opens the breaker and lets its open timeout pass on
-// the fake clock, without a call or a State read: the next call makes the
-// open -> half_open transition.
-func telToHalfOpenLazily(b *breaker.Breaker, clock *fakeclock.Clock) {
+// telToHalfOpen opens the breaker, with no span, and lets its open timeout
+// pass on the bubble's clock: the open timer makes it half-open.
+func telToHalfOpen(b *breaker.Breaker) {
 	telTrip(context.Background(), b)
-	clock.Advance(breaker.DefaultOpenTimeout)
+	telSettle(breaker.DefaultOpenTimeout)
 }
 
+// TestTelemetry_TransitionSpan_RootWhenTheTimerMakesIt follows a breaker
+// through two open periods. The transitions calls make (the trip, the failed
+// probe, the probe that closes it) are children of those calls' spans; each
+// open -> half_open transition is made by the open timer, which no call is
+// behind: a root span, in a trace of its own, whose links hold the span
+// context of the call that opened the breaker for that period.
 func TestTelemetry_TransitionSpan_RootWhenTheTimerMakesIt(t *testing.T) {
 	t.Parallel()
-	h := telemetrytest.New(t)
-	// The real clock: an open breaker arms a timer for its half-open move.
-	b := telBreaker(h, "inventory", breaker.WithFailureThreshold(1), breaker.WithOpenTimeout(5*time.Millisecond))
-	ctx, caller := h.StartSpan(context.Background(), "GET /stock")
-	require.ErrorIs(t, b.Call(ctx, telFail), telErrDown)
-	caller.End()
+	boundedSyncTest(t, bubbleBound, func(t *testing.T) {
+		h := telemetrytest.New(t)
+		b := telBreaker(t, h, "inventory", breaker.WithFailureThreshold(1))
+		call := func(name string, fn func(context.Context) error) trace.SpanContext {
+			ctx, span := h.StartSpan(context.Background(), name)
+			defer span.End()
+			_ = b.Call(ctx, fn)
+			return span.SpanContext()
+		}
+		requireChildOf := func(from, to string, caller trace.SpanContext, failures int) {
+			t.Helper()
+			spans := telTransitionSpans(h, from, to)
+			require.NotEmpty(t, spans, "a %s -> %s span", from, to)
+			span := spans[len(spans)-1]
+			assert.Equal(t, caller.TraceID(), span.SpanContext().TraceID(), "%s -> %s: in the caller's trace", from, to)
+			assert.Equal(t, caller.SpanID(), span.Parent().SpanID(), "%s -> %s: a child of the caller's span", from, to)
+			assert.ElementsMatch(t, telTransitionAttrs("inventory", from, to, failures, false), span.Attributes())
+		}
+		requireRootLinkedTo := func(opener trace.SpanContext, n int) {
+			t.Helper()
+			spans := telTransitionSpans(h, "open", "half_open")
+			require.Len(t, spans, n, "the timer has made %d open -> half_open transitions", n)
+			span := spans[n-1]
+			assert.False(t, span.Parent().IsValid(), "no call is behind the timer's transition: a root span")
+			assert.NotEqual(t, opener.TraceID(), span.SpanContext().TraceID(), "a trace of its own, not the opener's")
+			require.Len(t, span.Links(), 1, "linked to the call that opened the breaker")
+			assert.True(t, span.Links()[0].SpanContext.Equal(opener),
+				"the link holds the opener's span context: got %v, want %v", span.Links()[0].SpanContext, opener)
+			assert.Equal(t, trace.SpanKindInternal, span.SpanKind())
+			assert.ElementsMatch(t, telTransitionAttrs("inventory", "open", "half_open", 0, false), span.Attributes())
+		}
 
-	// Only the spans are polled: State() would make the move itself.
-	require.Eventually(t, func() bool { return len(telTransitionSpans(h, "open", "half_open")) > 0 },
-		2*time.Second, time.Millisecond, "the timer moves the breaker to half_open with no call")
+		trip := call("trip", telFail)
+		requireChildOf("closed", "open", trip, 1)
+		telSettle(breaker.DefaultOpenTimeout - 1)
+		assert.Empty(t, telTransitionSpans(h, "open", "half_open"), "nothing before the open timeout")
+		telSettle(1)
+		require.Equal(t, breaker.HalfOpen, b.State())
+		requireRootLinkedTo(trip, 1)
 
-	spans := telTransitionSpans(h, "open", "half_open")
-	require.Len(t, spans, 1)
-	span := spans[0]
-	assert.False(t, span.Parent().IsValid(), "no call is behind it: a root span")
-	assert.NotEqual(t, caller.SpanContext().TraceID(), span.SpanContext().TraceID(), "not in the trace of the call that opened it")
-	assert.Equal(t, trace.SpanKindInternal, span.SpanKind())
-	assert.ElementsMatch(t, telTransitionAttrs("inventory", "open", "half_open", 0, false), span.Attributes())
-	h.AssertInt64(telemetry.MetricBreakerTransitions, 1, telemetry.KeyBreakerFrom.String("open"), telemetry.KeyBreakerTo.String("half_open"))
+		failedProbe := call("failed probe", telFail)
+		requireChildOf("half_open", "open", failedProbe, 1)
+		telSettle(breaker.DefaultOpenTimeout)
+		requireRootLinkedTo(failedProbe, 2)
 
-	events := telemetrytest.EventsOn(h.Span("GET /stock"), telemetry.EventBreakerTransition)
-	require.Len(t, events, 1, "the caller's span has its own transition only")
-	h.AssertAttributes(events[0].Attributes, telemetry.KeyBreakerTo.String("open"))
+		closingProbe := call("closing probe", telSucceed)
+		requireChildOf("half_open", "closed", closingProbe, 0)
+		h.AssertInt64(telemetry.MetricBreakerTransitions, 2, telemetry.KeyBreakerFrom.String("open"), telemetry.KeyBreakerTo.String("half_open"))
+
+		for _, name := range []string{"trip", "failed probe", "closing probe"} {
+			events := telemetrytest.EventsOn(h.Span(name), telemetry.EventBreakerTransition)
+			require.Len(t, events, 1, "%s: the caller's span has its own transition only, not the timer's", name)
+		}
+	})
 }
 
-func TestTelemetry_TransitionSpan_RootWhenAStateReadMakesIt(t *testing.T) {
+// TestTelemetry_TransitionSpan_TimerSpanHasNoLinkWhenNoSpanOpenedIt: a
+// breaker opened by a call with no span in its context gives the timer's
+// root span nothing to link to.
+func TestTelemetry_TransitionSpan_TimerSpanHasNoLinkWhenNoSpanOpenedIt(t *testing.T) {
 	t.Parallel()
-	h := telemetrytest.New(t)
-	clock := fakeclock.New()
-	b := telBreaker(h, "inventory", breaker.WithClock(clock.Now), breaker.WithFailureThreshold(1))
-	ctx, caller := h.StartSpan(context.Background(), "GET /stock")
-	require.ErrorIs(t, b.Call(ctx, telFail), telErrDown)
-	caller.End()
+	boundedSyncTest(t, bubbleBound, func(t *testing.T) {
+		h := telemetrytest.New(t)
+		b := telBreaker(t, h, "inventory")
+		telToHalfOpen(b)
+		spans := telTransitionSpans(h, "open", "half_open")
+		require.Len(t, spans, 1)
+		assert.False(t, spans[0].Parent().IsValid(), "a root span")
+		assert.Empty(t, spans[0].Links(), "no span opened the breaker: nothing to link to")
+	})
+}
 
-	clock.Advance(breaker.DefaultOpenTimeout)
-	require.Equal(t, breaker.HalfOpen, b.State())
+// TestTelemetry_StateReadsReportNothing: State() only reads. Before this
+// rule a State() read could make the open -> half_open transition itself
+// (and start its root span); now the open timer alone makes it, and reads
+// in every state, before and after the open timeout, add no span, event or
+// transition.
+func TestTelemetry_StateReadsReportNothing(t *testing.T) {
+	t.Parallel()
+	boundedSyncTest(t, bubbleBound, func(t *testing.T) {
+		h := telemetrytest.New(t)
+		b := telBreaker(t, h, "inventory", breaker.WithFailureThreshold(1))
+		ctx, caller := h.StartSpan(context.Background(), "GET /stock")
+		read := func(want breaker.State) {
+			t.Helper()
+			spans := len(h.Spans(""))
+			for range 10 {
+				require.Equal(t, want, b.State())
+			}
+			synctest.Wait()
+			assert.Len(t, h.Spans(""), spans, "State() in %v started no span", want)
+		}
+		read(breaker.Closed)
+		require.ErrorIs(t, b.Call(ctx, telFail), telErrDown)
+		read(breaker.Open)
+		telSettle(breaker.DefaultOpenTimeout - 1)
+		read(breaker.Open)
+		telSettle(1)
+		read(breaker.HalfOpen)
+		b.ForceOpen(ctx)
+		telSettle(breaker.DefaultOpenTimeout)
+		read(breaker.Open)
+		caller.End()
 
-	spans := telTransitionSpans(h, "open", "half_open")
-	require.Len(t, spans, 1)
-	assert.False(t, spans[0].Parent().IsValid(), "State has no caller's context: a root span")
-	assert.ElementsMatch(t, telTransitionAttrs("inventory", "open", "half_open", 0, false), spans[0].Attributes())
+		h.AssertInt64(telemetry.MetricBreakerTransitions, 3) // the trip, the timer's, ForceOpen's
+		assert.Len(t, h.Spans(telemetry.SpanBreakerTransition), 3)
+		assert.Len(t, telemetrytest.EventsOn(h.Span("GET /stock"), telemetry.EventBreakerTransition), 2, "the trip's and ForceOpen's")
+	})
+}
+
+// telSlowHalfOpenProcessor takes slow over the end of each open ->
+// half_open transition span, on the goroutine that ends it, as a span
+// processor on a slow link would. (A span processor, not a syncer: the
+// SDK's syncer serialises every span of the provider behind a slow export.)
+type telSlowHalfOpenProcessor struct {
+	slow     time.Duration
+	halfOpen atomic.Int64
+}
+
+func (p *telSlowHalfOpenProcessor) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
+
+func (p *telSlowHalfOpenProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
+	attrs := attribute.NewSet(s.Attributes()...)
+	if to, _ := attrs.Value(telemetry.KeyBreakerTo); to.AsString() == telemetry.StateHalfOpen {
+		p.halfOpen.Add(1)
+		time.Sleep(p.slow)
+	}
+}
+
+func (p *telSlowHalfOpenProcessor) Shutdown(context.Context) error   { return nil }
+func (p *telSlowHalfOpenProcessor) ForceFlush(context.Context) error { return nil }
+
+// TestTelemetry_StateReadsRacingTheTimerDoNoTransitionsWork races State()
+// reads against the open timers on the real clock (in a bubble a timer's
+// goroutine always runs before a goroutine that slept until the same
+// instant): one goroutine per core reads the State() of 200 breakers in a
+// loop while they open with a 50ms open timeout, until all are half-open.
+// A span processor takes 500ms over each open -> half_open span, and no
+// State() call takes even half of that: reads never make the transition
+// (and report it) themselves, as the lazy check of the injected clock did,
+// whoever wins the race. The timers make one transition per breaker.
+func TestTelemetry_StateReadsRacingTheTimerDoNoTransitionsWork(t *testing.T) {
+	t.Parallel()
+	const (
+		n    = 200
+		slow = 500 * time.Millisecond
+	)
+	processor := &telSlowHalfOpenProcessor{slow: slow}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(processor))
+	breakers := make([]*breaker.Breaker, n)
+	for i := range breakers {
+		breakers[i] = breaker.New(fmt.Sprintf("racer-%d", i), breaker.WithTracerProvider(tp),
+			breaker.WithFailureThreshold(1), breaker.WithOpenTimeout(50*time.Millisecond))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	var slowest atomic.Int64
+	var wg sync.WaitGroup
+	for range max(2, runtime.GOMAXPROCS(0)) {
+		wg.Go(func() {
+			for halfOpen := 0; halfOpen < n && time.Now().Before(deadline); {
+				halfOpen = 0
+				for _, b := range breakers {
+					start := time.Now()
+					if b.State() == breaker.HalfOpen {
+						halfOpen++
+					}
+					if d := int64(time.Since(start)); d > slowest.Load() {
+						slowest.Store(d) // a race between readers only loses a maximum
+					}
+				}
+			}
+		})
+	}
+	for _, b := range breakers {
+		require.ErrorIs(t, b.Call(context.Background(), telFail), telErrDown)
+	}
+	wg.Wait()
+	for i, b := range breakers {
+		require.Equal(t, breaker.HalfOpen, b.State(), "racer-%d: the timer made it half-open within 10s", i)
+	}
+	assert.Less(t, time.Duration(slowest.Load()), slow/2, "the slowest State() call: a read did a transition's work")
+	require.Eventually(t, func() bool { return processor.halfOpen.Load() >= n }, 10*time.Second, time.Millisecond,
+		"the timers' %d open -> half_open spans ended", n)
+	time.Sleep(slow) // the timers' goroutines return from the processor
+	require.NoError(t, tp.Shutdown(context.Background()))
+	assert.Equal(t, int64(n), processor.halfOpen.Load(), "one open -> half_open transition per breaker")
 }
 
 func TestTelemetry_Events_OnTheCallersRecordingSpan(t *testing.T) {
 	t.Parallel()
-	h := telemetrytest.New(t)
-	clock := fakeclock.New()
-	b := telBreaker(h, "inventory", breaker.WithClock(clock.Now))
+	boundedSyncTest(t, bubbleBound, func(t *testing.T) {
+		h := telemetrytest.New(t)
+		b := telBreaker(t, h, "inventory")
 
-	// The call that trips the breaker gets the transition event.
-	tripCtx, tripSpan := h.StartSpan(context.Background(), "trip")
-	telTrip(tripCtx, b)
-	tripSpan.End()
-	trip := h.Span("trip")
-	require.Len(t, trip.Events(), 1, "one event: the transition")
-	assert.Equal(t, telemetry.EventBreakerTransition, trip.Events()[0].Name)
-	assert.ElementsMatch(t, telTransitionAttrs("inventory", "closed", "open", 3, false), trip.Events()[0].Attributes)
+		// The call that trips the breaker gets the transition event.
+		tripCtx, tripSpan := h.StartSpan(context.Background(), "trip")
+		telTrip(tripCtx, b)
+		tripSpan.End()
+		trip := h.Span("trip")
+		require.Len(t, trip.Events(), 1, "one event: the transition")
+		assert.Equal(t, telemetry.EventBreakerTransition, trip.Events()[0].Name)
+		assert.ElementsMatch(t, telTransitionAttrs("inventory", "closed", "open", 3, false), trip.Events()[0].Attributes)
 
-	// A call the open breaker rejects gets the rejected event.
-	rejectCtx, rejectSpan := h.StartSpan(context.Background(), "rejected while open")
-	require.ErrorIs(t, b.Call(rejectCtx, telSucceed), breaker.ErrOpen)
-	rejectSpan.End()
-	rejected := h.Span("rejected while open")
-	require.Len(t, rejected.Events(), 1)
-	assert.Equal(t, telemetry.EventBreakerRejected, rejected.Events()[0].Name)
-	assert.ElementsMatch(t, []attribute.KeyValue{
-		telemetry.KeyPolicyName.String("inventory"),
-		telemetry.KeyBreakerState.String("open"),
-		telemetry.KeyErrorType.String("circuit_open"),
-	}, rejected.Events()[0].Attributes)
+		// A call the open breaker rejects gets the rejected event.
+		rejectCtx, rejectSpan := h.StartSpan(context.Background(), "rejected while open")
+		require.ErrorIs(t, b.Call(rejectCtx, telSucceed), breaker.ErrOpen)
+		rejectSpan.End()
+		rejected := h.Span("rejected while open")
+		require.Len(t, rejected.Events(), 1)
+		assert.Equal(t, telemetry.EventBreakerRejected, rejected.Events()[0].Name)
+		assert.ElementsMatch(t, []attribute.KeyValue{
+			telemetry.KeyPolicyName.String("inventory"),
+			telemetry.KeyBreakerState.String("open"),
+			telemetry.KeyErrorType.String("circuit_open"),
+		}, rejected.Events()[0].Attributes)
 
-	// A call rejected while the half-open probe is in flight says so.
-	clock.Advance(breaker.DefaultOpenTimeout)
-	entered, release := make(chan struct{}), make(chan struct{})
-	probeDone := make(chan error, 1)
-	go func() {
-		probeDone <- b.Call(context.Background(), func(context.Context) error {
-			close(entered)
-			<-release
-			return nil
-		})
-	}()
-	<-entered
-	probingCtx, probingSpan := h.StartSpan(context.Background(), "rejected while probing")
-	require.ErrorIs(t, b.Call(probingCtx, telSucceed), breaker.ErrOpen)
-	probingSpan.End()
-	close(release)
-	require.NoError(t, <-probeDone)
-	probing := h.Span("rejected while probing")
-	require.Len(t, probing.Events(), 1)
-	assert.ElementsMatch(t, []attribute.KeyValue{
-		telemetry.KeyPolicyName.String("inventory"),
-		telemetry.KeyBreakerState.String("half_open"),
-		telemetry.KeyErrorType.String("circuit_open"),
-	}, probing.Events()[0].Attributes)
+		// A call rejected while the half-open probe is in flight says so.
+		telSettle(breaker.DefaultOpenTimeout)
+		entered, release := make(chan struct{}), make(chan struct{})
+		probeDone := make(chan error, 1)
+		go func() {
+			probeDone <- b.Call(context.Background(), func(context.Context) error {
+				close(entered)
+				<-release
+				return nil
+			})
+		}()
+		<-entered
+		probingCtx, probingSpan := h.StartSpan(context.Background(), "rejected while probing")
+		require.ErrorIs(t, b.Call(probingCtx, telSucceed), breaker.ErrOpen)
+		probingSpan.End()
+		close(release)
+		require.NoError(t, <-probeDone)
+		probing := h.Span("rejected while probing")
+		require.Len(t, probing.Events(), 1)
+		assert.ElementsMatch(t, []attribute.KeyValue{
+			telemetry.KeyPolicyName.String("inventory"),
+			telemetry.KeyBreakerState.String("half_open"),
+			telemetry.KeyErrorType.String("circuit_open"),
+		}, probing.Events()[0].Attributes)
 
-	// Operators' transitions are reported on their span too.
-	forceCtx, forceSpan := h.StartSpan(context.Background(), "force")
-	b.ForceOpen(forceCtx)
-	forceSpan.End()
-	force := telemetrytest.EventsOn(h.Span("force"), telemetry.EventBreakerTransition)
-	require.Len(t, force, 1)
-	assert.ElementsMatch(t, telTransitionAttrs("inventory", "closed", "open", 0, true), force[0].Attributes)
+		// Operators' transitions are reported on their span too.
+		forceCtx, forceSpan := h.StartSpan(context.Background(), "force")
+		b.ForceOpen(forceCtx)
+		forceSpan.End()
+		force := telemetrytest.EventsOn(h.Span("force"), telemetry.EventBreakerTransition)
+		require.Len(t, force, 1)
+		assert.ElementsMatch(t, telTransitionAttrs("inventory", "closed", "open", 0, true), force[0].Attributes)
+	})
 }
 
 func TestTelemetry_Events_NoneWhenTheCallersSpanIsNotRecording(t *testing.T) {
@@ -436,47 +646,56 @@ func TestTelemetry_Events_NoneWhenTheCallersSpanIsNotRecording(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			require.False(t, trace.SpanFromContext(tt.ctx).IsRecording())
-			h := telemetrytest.New(t)
-			b := telBreaker(h, "inventory", breaker.WithClock(fakeclock.New().Now))
-			telTrip(tt.ctx, b)
-			require.ErrorIs(t, b.Call(tt.ctx, telSucceed), breaker.ErrOpen)
-			b.Reset(tt.ctx)
+			boundedSyncTest(t, bubbleBound, func(t *testing.T) {
+				require.False(t, trace.SpanFromContext(tt.ctx).IsRecording())
+				h := telemetrytest.New(t)
+				b := telBreaker(t, h, "inventory")
+				telTrip(tt.ctx, b)
+				require.ErrorIs(t, b.Call(tt.ctx, telSucceed), breaker.ErrOpen)
+				b.Reset(tt.ctx)
 
-			spans := h.Spans("")
-			assert.Len(t, spans, tt.wantSpans)
-			for _, s := range spans {
-				assert.Empty(t, s.Events(), "no events on %s", s.Name())
-				assert.Equal(t, tt.wantParent.SpanID(), s.Parent().SpanID(), "parent of %s", s.Name())
-			}
-			h.AssertInt64(telemetry.MetricBreakerTransitions, 2) // metrics do not depend on sampling
-			h.AssertInt64(telemetry.MetricBreakerCalls, 1, telemetry.KeyOutcome.String("rejected"))
+				spans := h.Spans("")
+				assert.Len(t, spans, tt.wantSpans)
+				for _, s := range spans {
+					assert.Empty(t, s.Events(), "no events on %s", s.Name())
+					assert.Equal(t, tt.wantParent.SpanID(), s.Parent().SpanID(), "parent of %s", s.Name())
+				}
+				h.AssertInt64(telemetry.MetricBreakerTransitions, 2) // metrics do not depend on sampling
+				h.AssertInt64(telemetry.MetricBreakerCalls, 1, telemetry.KeyOutcome.String("rejected"))
+			})
 		})
 	}
 }
 
 func TestTelemetry_CallsThatChangeNoStateReportNothing(t *testing.T) {
 	t.Parallel()
-	h := telemetrytest.New(t)
-	b := telBreaker(h, "inventory", breaker.WithClock(fakeclock.New().Now))
-	ctx, caller := h.StartSpan(context.Background(), "GET /stock")
-	for range 5 {
-		for range 20 {
-			require.NoError(t, b.Call(ctx, telSucceed))
+	boundedSyncTest(t, bubbleBound, func(t *testing.T) {
+		h := telemetrytest.New(t)
+		b := telBreaker(t, h, "inventory")
+		ctx, caller := h.StartSpan(context.Background(), "GET /stock")
+		for range 5 {
+			for range 20 {
+				require.NoError(t, b.Call(ctx, telSucceed))
+			}
+			for range breaker.DefaultFailureThreshold - 1 {
+				require.ErrorIs(t, b.Call(ctx, telFail), telErrDown)
+			}
 		}
-		for range breaker.DefaultFailureThreshold - 1 {
-			require.ErrorIs(t, b.Call(ctx, telFail), telErrDown)
-		}
-	}
-	caller.End()
+		done, cancel := context.WithCancel(ctx)
+		cancel()
+		require.ErrorIs(t, b.Call(done, telSucceed), context.Canceled) // ignored: no state change either
+		b.Reset(ctx)                                                   // closed -> closed: a fresh period, no transition
+		caller.End()
 
-	require.Equal(t, breaker.Closed, b.State())
-	assert.Len(t, h.Spans(""), 1, "no span but the caller's")
-	assert.Empty(t, h.Span("GET /stock").Events(), "no events on the caller's span")
-	h.AssertInt64(telemetry.MetricBreakerTransitions, 0)
-	// The counts still reach the metrics, read from the breaker's atomics.
-	h.AssertInt64(telemetry.MetricBreakerCalls, 100, telemetry.KeyOutcome.String("success"))
-	h.AssertInt64(telemetry.MetricBreakerCalls, 10, telemetry.KeyOutcome.String("failure"))
+		require.Equal(t, breaker.Closed, b.State())
+		assert.Len(t, h.Spans(""), 1, "no span but the caller's")
+		assert.Empty(t, h.Span("GET /stock").Events(), "no events on the caller's span")
+		h.AssertInt64(telemetry.MetricBreakerTransitions, 0)
+		// The counts still reach the metrics, read from the breaker's atomics.
+		h.AssertInt64(telemetry.MetricBreakerCalls, 100, telemetry.KeyOutcome.String("success"))
+		h.AssertInt64(telemetry.MetricBreakerCalls, 10, telemetry.KeyOutcome.String("failure"))
+		h.AssertInt64(telemetry.MetricBreakerCalls, 1, telemetry.KeyOutcome.String("ignored"))
+	})
 }
 
 // The hot-path rule, as a behaviour: with an SDK installed and a recording
@@ -485,7 +704,7 @@ func TestTelemetry_CallsThatChangeNoStateReportNothing(t *testing.T) {
 // allocations.
 func TestTelemetry_ClosedSuccessPathAllocatesNothingWithSDKInstalled(t *testing.T) {
 	h := telemetrytest.New(t)
-	b := telBreaker(h, "inventory")
+	b := telBreaker(t, h, "inventory")
 	ctx, caller := h.StartSpan(context.Background(), "GET /stock")
 	defer caller.End()
 	require.True(t, caller.IsRecording())
