@@ -222,25 +222,21 @@ func (b *Breaker) admit(ctx context.Context, p *period) (*period, error) {
 	for p.state == HalfOpen {
 		now := time.Now().UnixNano()
 		if p.probeSince.CompareAndSwap(0, now) {
-			if b.current.Load() == p {
-				return p, nil
-			}
-			// An operator moved the breaker on meanwhile: decide again
-			// against the new period.
-			p = b.current.Load()
-			continue
+			return p, nil // the probe (a Reset or ForceOpen racing it makes its result stale)
 		}
 		since := p.probeSince.Load()
-		if since == 0 || now-since < int64(b.openTimeout) {
-			break
+		if since != 0 && now-since < int64(b.openTimeout) {
+			break // the probe in flight holds the slot
 		}
-		// The probe in flight has outlived the open timeout: it no
-		// longer holds the breaker, and its result will be stale.
-		b.mu.Lock()
-		if b.current.Load() == p {
-			b.current.Store(&period{state: HalfOpen, openErr: p.openErr})
+		if since != 0 {
+			// The probe in flight has outlived the open timeout: it gives
+			// way to a fresh half-open period, and its result is stale.
+			b.mu.Lock()
+			if b.current.Load() == p {
+				b.current.Store(&period{state: HalfOpen, openErr: p.openErr})
+			}
+			b.mu.Unlock()
 		}
-		b.mu.Unlock()
 		p = b.current.Load()
 	}
 	if p.state == Closed {
@@ -257,19 +253,12 @@ func (b *Breaker) classify(ctx context.Context, err error) outcome {
 		return outcomeSuccess
 	case ctx.Err() != nil:
 		return outcomeIgnored
-	case isMarkedIgnored(err):
-		return outcomeIgnored
-	case b.isIgnored != nil && b.isIgnored(err):
+	case b.isIgnored != nil && b.isIgnored(err) || isMarkedIgnored(err):
 		return outcomeIgnored
 	case b.isFailure != nil && !b.isFailure(err):
 		return outcomeSuccess
 	}
 	return outcomeFailure
-}
-
-func isMarkedIgnored(err error) bool {
-	_, ok := errors.AsType[*ignoredError](err)
-	return ok
 }
 
 // record applies the outcome of a call that ran in period p; err is the
