@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -53,13 +54,16 @@ func (wireCodec) Name() string { return codecName }
 func init() { encoding.RegisterCodec(wireCodec{}) }
 
 const (
-	methodSay  = "/levee.test.Echo/Say"
-	methodChat = "/levee.test.Echo/Chat"
+	methodSay     = "/levee.test.Echo/Say"
+	methodChat    = "/levee.test.Echo/Chat"
+	methodCollect = "/levee.test.Echo/Collect"
 )
 
 // echo is the test service. Say answers with its request's text unless
 // the test set a behaviour; Chat answers each message it receives, and
-// "deadline" with the deadline of its stream's context.
+// "deadline" with the deadline of its stream's context; Collect, a stream
+// the server does not stream, answers once with the messages it received,
+// joined.
 type echo struct {
 	says  atomic.Int64 // calls of Say that reached the service
 	chats atomic.Int64 // streams of Chat that reached the service
@@ -93,10 +97,17 @@ var echoDesc = grpc.ServiceDesc{
 		ServerStreams: true,
 		ClientStreams: true,
 		Handler:       func(srv any, stream grpc.ServerStream) error { return srv.(*echo).handleChat(stream) },
+	}, {
+		StreamName:    "Collect",
+		ClientStreams: true,
+		Handler:       func(_ any, stream grpc.ServerStream) error { return collect(stream) },
 	}},
 }
 
-var chatDesc = &echoDesc.Streams[0]
+var (
+	chatDesc    = &echoDesc.Streams[0]
+	collectDesc = &echoDesc.Streams[1]
+)
 
 func (e *echo) handleSay(ctx context.Context, in *wire) (*wire, error) {
 	e.says.Add(1)
@@ -134,6 +145,22 @@ func chatLoop(stream grpc.ServerStream) error {
 			return err
 		}
 	}
+}
+
+// collect answers the messages of stream, once the client has closed its
+// side, with their texts joined.
+func collect(stream grpc.ServerStream) error {
+	var all []string
+	for {
+		in := new(wire)
+		if err := stream.RecvMsg(in); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return err
+		}
+		all = append(all, in.Text)
+	}
+	return stream.SendMsg(&wire{Text: strings.Join(all, " ")})
 }
 
 // testServer is a gRPC server on a loopback port that the test can stop
