@@ -69,10 +69,7 @@ func clientError(err error) error {
 	if failed, ok := errors.AsType[*StatusError](err); ok {
 		return failed.err
 	}
-	if _, ok := errors.AsType[interface {
-		error
-		GRPCStatus() *status.Status
-	}](err); ok {
+	if hasStatus(err) {
 		return err
 	}
 	code := codes.Unavailable

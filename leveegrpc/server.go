@@ -81,6 +81,8 @@ func (u *unaryServer) intercept(ctx context.Context, req any, info *grpc.UnarySe
 		return resp, nil // the handler's response, or a fallback's
 	case handlerError(err) != nil:
 		return nil, handlerError(err)
+	case hasStatus(err):
+		return nil, err // a guard's own answer (an authorization check's PERMISSION_DENIED, say)
 	}
 	rejected := serverError(err)
 	if md, ok := pushback(rejected); ok {
@@ -150,6 +152,8 @@ func (s *streamServer) intercept(srv any, ss grpc.ServerStream, info *grpc.Strea
 		return nil
 	case handlerError(err) != nil:
 		return handlerError(err)
+	case hasStatus(err):
+		return err
 	}
 	rejected := serverError(err)
 	if md, ok := pushback(rejected); ok {
@@ -201,6 +205,15 @@ func handlerError(err error) error {
 		return failed.err
 	}
 	return nil
+}
+
+// hasStatus reports whether err carries a gRPC status of its own.
+func hasStatus(err error) bool {
+	_, ok := errors.AsType[interface {
+		error
+		GRPCStatus() *status.Status
+	}](err)
+	return ok
 }
 
 // pushback is the trailer that asks the client to wait as the rejection's

@@ -228,6 +228,19 @@ func refuseWith(err error) resilience.Policy[any] {
 	})
 }
 
+func TestServer_AGuardsOwnStatusIsSentAsItIs(t *testing.T) {
+	srv := guardedServer(t, []resilience.Policy[any]{refuseWith(status.Error(codes.PermissionDenied, "no token"))})
+	conn := dial(t, srv.addr)
+
+	_, err := say(boundedCtx(t), conn, "q")
+	assert.Equal(t, "rpc error: code = PermissionDenied desc = no token", err.Error(), "unary")
+
+	stream, err := chat(boundedCtx(t), conn)
+	require.NoError(t, err)
+	err = stream.RecvMsg(new(wire))
+	assert.Equal(t, "rpc error: code = PermissionDenied desc = no token", err.Error(), "stream")
+}
+
 func TestUnaryServer_AFallbackAnswersForARejectedCall(t *testing.T) {
 	b := breaker.New("search", breaker.WithOpenTimeout(time.Hour))
 	b.ForceOpen(t.Context())
