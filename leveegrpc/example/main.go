@@ -57,9 +57,12 @@ func run(out io.Writer) error {
 	conn, err := grpc.NewClient("passthrough:///"+addr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		// Reconnect within milliseconds of the server's return, for the demo.
-		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{
-			BaseDelay: 10 * time.Millisecond, Multiplier: 1.5, MaxDelay: 50 * time.Millisecond,
-		}}),
+		// MinConnectTimeout must be given with the backoff: left zero, a
+		// connection attempt would have no more time than the backoff delay.
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 10 * time.Millisecond, Multiplier: 1.5, MaxDelay: 50 * time.Millisecond},
+			MinConnectTimeout: 5 * time.Second,
+		}),
 		grpc.WithUnaryInterceptor(leveegrpc.UnaryClientInterceptor([]resilience.Policy[any]{
 			breaker.Policy[any](checks),
 			resilience.Timeout[any](time.Second),
