@@ -90,9 +90,12 @@ func (u *unaryClient) attempt(ctx context.Context) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var header, trailer metadata.MD
-	opts := append(c.opts[:len(c.opts):len(c.opts)], grpc.Header(&header), grpc.Trailer(&trailer))
-	err = c.invoker(ctx, c.method, c.req, msg, c.cc, opts...)
+	md := &c.md // the attempt decoding into the reply owns the call's metadata
+	if !intoReply {
+		md = new(callMetadata)
+	}
+	err = c.invoker(ctx, c.method, c.req, msg, c.cc, md.callOptions(c.opts)...)
+	header, trailer := md.header, md.trailer
 	if intoReply {
 		c.releaseReply(err == nil)
 	}
@@ -127,11 +130,25 @@ type unaryCall struct {
 	invoker grpc.UnaryInvoker
 	opts    []grpc.CallOption
 
+	md callMetadata // for the attempt decoding into reply
+
 	mu        sync.Mutex
 	replyBusy bool          // an attempt is decoding into reply
 	replyDone bool          // an attempt has decoded its answer into reply
 	replyFree chan struct{} // closed when replyBusy ends, made by whoever waits for it
 	ended     bool
+}
+
+// callMetadata is where an attempt's header and trailer are written, for
+// the pushback they may hold, and the call options that write them there
+// after the caller's own (room for a few, so that a call allocates none).
+type callMetadata struct {
+	header, trailer metadata.MD
+	opts            [6]grpc.CallOption
+}
+
+func (m *callMetadata) callOptions(callers []grpc.CallOption) []grpc.CallOption {
+	return append(append(m.opts[:0], callers...), grpc.Header(&m.header), grpc.Trailer(&m.trailer))
 }
 
 // begin starts an attempt and returns the message it decodes into: the

@@ -30,21 +30,31 @@ const (
 // errors.Is(err, breaker.ErrOpen) and errors.As to a *breaker.OpenError
 // still hold.
 type rejectedError struct {
-	code codes.Code
-	msg  string // the status's message
-	err  error  // the policy's error
+	code   codes.Code
+	err    error // the policy's error
+	server bool  // a server's answer, whose message names no policy
+}
+
+// message is the status's message: the policy's error on a client; on a
+// server, the kind of rejection ("levee: rejected: circuit_open"). It is
+// made when asked for, not on every rejection.
+func (e *rejectedError) message() string {
+	if e.server {
+		return "levee: rejected: " + telemetry.ErrorType(e.err)
+	}
+	return e.err.Error()
 }
 
 // Error reads as a gRPC status error does: "rpc error: code = Unavailable
 // desc = levee: circuit breaker "payments" is open".
 func (e *rejectedError) Error() string {
-	return "rpc error: code = " + e.code.String() + " desc = " + e.msg
+	return "rpc error: code = " + e.code.String() + " desc = " + e.message()
 }
 
 // GRPCStatus returns the status the call ends with, for status.FromError,
 // status.Code and, on a server, for gRPC to send.
 func (e *rejectedError) GRPCStatus() *status.Status {
-	s := status.New(e.code, e.msg)
+	s := status.New(e.code, e.message())
 	if d, ok := retryAfterOf(e.err); ok {
 		if withInfo, err := s.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(d)}); err == nil {
 			return withInfo
@@ -76,7 +86,7 @@ func clientError(err error) error {
 	if c, ok := contextCode(err); ok {
 		code = c
 	}
-	return &rejectedError{code: code, msg: err.Error(), err: err}
+	return &rejectedError{code: code, err: err}
 }
 
 // serverError is what a server interceptor answers when the policies
@@ -95,7 +105,7 @@ func serverError(err error) *rejectedError {
 			code = codes.ResourceExhausted
 		}
 	}
-	return &rejectedError{code: code, msg: "levee: rejected: " + telemetry.ErrorType(err), err: err}
+	return &rejectedError{code: code, err: err, server: true}
 }
 
 // contextCode is the code of an error that a context ending caused,
