@@ -148,6 +148,9 @@ type callMetadata struct {
 }
 
 func (m *callMetadata) callOptions(callers []grpc.CallOption) []grpc.CallOption {
+	// gRPC writes them only once the attempt has a stream: an attempt
+	// that fails before must not read an earlier attempt's pushback.
+	m.header, m.trailer = nil, nil
 	return append(append(m.opts[:0], callers...), grpc.Header(&m.header), grpc.Trailer(&m.trailer))
 }
 

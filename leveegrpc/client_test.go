@@ -503,3 +503,39 @@ func TestUnaryClientInterceptor_RefusesNilPoliciesAndOptions(t *testing.T) {
 		leveegrpc.UnaryClientInterceptor(nil, leveegrpc.WithIsFailure(nil))
 	})
 }
+
+func TestUnaryClient_AnAttemptThatFailsBeforeReachingTheServerHasNoPushbackOfAnEarlierOne(t *testing.T) {
+	srv := startServer(t)
+	srv.setSay(func(ctx context.Context, _ *wire) (*wire, error) {
+		_ = grpc.SetTrailer(ctx, metadata.Pairs(leveegrpc.PushbackKey, "60000"))
+		return nil, status.Error(codes.Unavailable, "come back in a minute")
+	})
+	var hints []time.Duration
+	thenLocalFailure := resilience.PolicyFunc[any](func(next resilience.Func[any]) resilience.Func[any] {
+		return func(ctx context.Context) (any, error) {
+			_, first := next(ctx)
+			_, second := next(context.WithValue(ctx, failLocally{}, true))
+			for _, err := range []error{first, second} {
+				failed, ok := errors.AsType[*leveegrpc.StatusError](err)
+				require.True(t, ok, "%v", err)
+				hints = append(hints, failed.RetryAfter())
+			}
+			return nil, second
+		}
+	})
+	local := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if ctx.Value(failLocally{}) != nil {
+			return status.Error(codes.Unavailable, "no connection") // before any stream: no header, no trailer
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+	conn := dial(t, srv.addr, grpc.WithChainUnaryInterceptor(
+		leveegrpc.UnaryClientInterceptor([]resilience.Policy[any]{thenLocalFailure}), local))
+
+	_, err := say(boundedCtx(t), conn, "x")
+
+	assert.Equal(t, codes.Unavailable, status.Code(err))
+	assert.Equal(t, []time.Duration{time.Minute, 0}, hints)
+}
+
+type failLocally struct{}

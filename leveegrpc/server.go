@@ -114,7 +114,9 @@ func (u *unaryServer) attempt(ctx context.Context) (any, error) {
 // a unary handler's. The handler runs under the context the policies give
 // it (a Timeout's deadline, say), which its stream's Context returns. A
 // stream can be handled once only: a policy that would run the handler a
-// second time (a retry) gets an error instead. The pipeline is built here,
+// second time (a retry) gets an error instead. Give no Timeout with
+// ReturnAtDeadline to a stream's guards: it would return while the handler
+// goes on using a stream that gRPC has finished. The pipeline is built here,
 // once; the policies' values are nil, unless a fallback's.
 func StreamServerInterceptor(policies []resilience.Policy[any], opts ...Option) grpc.StreamServerInterceptor {
 	c := newConfig(opts)
