@@ -55,7 +55,9 @@ import (
 // copies into the caller's reply. An attempt that runs while another one is
 // in flight (a hedge) decodes into a fresh message, so that attempts never
 // share one; the interceptor returns once the attempt decoding into the
-// caller's reply has returned.
+// caller's reply has returned. When the call returns an error, an attempt
+// that a timeout abandoned (ReturnAtDeadline) may still be decoding into the
+// reply: as with gRPC itself, read no reply after an error.
 //
 // The interceptor is safe for concurrent use, as the policies are. A nil
 // policy or option panics here, naming it.
