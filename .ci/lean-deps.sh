@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
 # lean-deps.sh: proves that a user who imports github.com/levee-go/levee/breaker
-# gets no Prometheus and no OpenTelemetry exporter in their module graph
-# (DESIGN.md, "Layout": exporters live only in the examples module).
+# gets no Prometheus, no OpenTelemetry exporter and no gRPC in their module
+# graph (DESIGN.md, "Layout": exporters live only in the examples module,
+# gRPC only in the leveegrpc module).
 #
 # It writes a throwaway module in a temporary directory that imports breaker,
 # with a replace directive pointing at this checkout, runs `go mod tidy` and
 # `go list -m all` there with GOWORK=off (as a user's module would be, outside
 # our workspace), prints every module it found, and fails if any module path
-# matches prometheus or otel/exporters. Needs only Go and the module proxy.
+# matches prometheus, otel/exporters or google.golang.org/grpc. Needs only Go
+# and the module proxy.
 #
 # Usage: .ci/lean-deps.sh [checkout]   (default: the checkout holding this script)
 set -euo pipefail
 
 checkout=$(cd "${1:-$(dirname "$0")/..}" && pwd)
 [ -f "$checkout/go.mod" ] || { echo "lean-deps: no go.mod in $checkout" >&2; exit 1; }
-readonly forbidden='prometheus|otel/exporters'
+readonly forbidden='prometheus|otel/exporters|google.golang.org/grpc'
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/levee-lean-deps.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
