@@ -17,8 +17,19 @@ const (
 	// calls a breaker has seen, by outcome.
 	MetricBreakerCalls = "levee.circuit_breaker.calls"
 	// MetricBreakerTransitions is an Int64Counter, unit {transition}: state
-	// changes, by from and to state.
+	// changes, by from and to state (and, on trips, by trip rule).
 	MetricBreakerTransitions = "levee.circuit_breaker.transitions"
+	// MetricBreakerFailureRate is a Float64ObservableGauge, unit 1: the
+	// share of failed calls in the window of a breaker that has one.
+	MetricBreakerFailureRate = "levee.circuit_breaker.failure_rate"
+	// MetricBreakerSlowCallRate is a Float64ObservableGauge, unit 1: the
+	// share of slow calls in the window of a breaker that has one and a
+	// slow-call duration.
+	MetricBreakerSlowCallRate = "levee.circuit_breaker.slow_call_rate"
+	// MetricBreakerCallDuration is a Float64Histogram, unit s: how long the
+	// calls a breaker ran took, by outcome; only for breakers that ask for it.
+	// The name follows the semantic conventions' rpc.client.call.duration.
+	MetricBreakerCallDuration = "levee.circuit_breaker.call.duration"
 	// MetricTimeoutExceeded is an Int64Counter, unit {call}: calls whose
 	// timeout fired before the function returned.
 	MetricTimeoutExceeded = "levee.timeout.exceeded"
@@ -37,6 +48,10 @@ const (
 	UnitState      = "{state}"
 	UnitCall       = "{call}"
 	UnitTransition = "{transition}"
+	// UnitRatio is the unit of a share of a whole, between 0 and 1.
+	UnitRatio = "1"
+	// UnitSecond is the unit of durations.
+	UnitSecond = "s"
 )
 
 // Span and span event names.
@@ -71,6 +86,19 @@ const (
 	// KeyBreakerForced is true on transitions an operator caused
 	// (ForceOpen, Reset) rather than the calls.
 	KeyBreakerForced = attribute.Key("levee.circuit_breaker.forced")
+	// KeyBreakerTripRule is the rule that tripped a breaker, on transitions
+	// from the closed state to the open state that calls caused: one of the
+	// TripRule* values.
+	KeyBreakerTripRule = attribute.Key("levee.circuit_breaker.trip_rule")
+	// KeyBreakerWindowCalls, KeyBreakerWindowFailures and
+	// KeyBreakerWindowSlowCalls are the counts of a breaker's window when it
+	// tripped (span and event attributes, never metric attributes).
+	KeyBreakerWindowCalls     = attribute.Key("levee.circuit_breaker.window.calls")
+	KeyBreakerWindowFailures  = attribute.Key("levee.circuit_breaker.window.failures")
+	KeyBreakerWindowSlowCalls = attribute.Key("levee.circuit_breaker.window.slow_calls")
+	// KeyBreakerShadow is true on the rejected event of a call that shadow
+	// mode let through.
+	KeyBreakerShadow = attribute.Key("levee.circuit_breaker.shadow")
 	// KeyOutcome is the outcome of a call a breaker saw: one of the Outcome*
 	// values.
 	KeyOutcome = attribute.Key("levee.outcome")
@@ -100,4 +128,19 @@ const (
 	// OutcomeIgnored: the call ended because the caller's own context
 	// ended; it says nothing about the dependency.
 	OutcomeIgnored = "ignored"
+	// OutcomeShadowRejected: the breaker would have refused the call, and
+	// ran it because it is in shadow mode.
+	OutcomeShadowRejected = "shadow_rejected"
+)
+
+// Values of KeyBreakerTripRule.
+const (
+	// TripRuleConsecutiveFailures: consecutive failures reached the threshold.
+	TripRuleConsecutiveFailures = "consecutive_failures"
+	// TripRuleFailureRate: the failure rate of the window reached its threshold.
+	TripRuleFailureRate = "failure_rate"
+	// TripRuleSlowCallRate: the slow-call rate of the window reached its threshold.
+	TripRuleSlowCallRate = "slow_call_rate"
+	// TripRuleCustom: the breaker's own trip function said so.
+	TripRuleCustom = "custom"
 )

@@ -17,12 +17,17 @@ func TestNames_AreTheFixedContract(t *testing.T) {
 		{telemetry.MetricBreakerState, "levee.circuit_breaker.state"},
 		{telemetry.MetricBreakerCalls, "levee.circuit_breaker.calls"},
 		{telemetry.MetricBreakerTransitions, "levee.circuit_breaker.transitions"},
+		{telemetry.MetricBreakerFailureRate, "levee.circuit_breaker.failure_rate"},
+		{telemetry.MetricBreakerSlowCallRate, "levee.circuit_breaker.slow_call_rate"},
+		{telemetry.MetricBreakerCallDuration, "levee.circuit_breaker.call.duration"},
 		{telemetry.MetricTimeoutExceeded, "levee.timeout.exceeded"},
 		{telemetry.MetricTimeoutAbandoned, "levee.timeout.abandoned"},
 		{telemetry.MetricFallbackExecutions, "levee.fallback.executions"},
 		{telemetry.UnitState, "{state}"},
 		{telemetry.UnitCall, "{call}"},
 		{telemetry.UnitTransition, "{transition}"},
+		{telemetry.UnitRatio, "1"},
+		{telemetry.UnitSecond, "s"},
 		{telemetry.SpanBreakerTransition, "levee.circuit_breaker.transition"},
 		{telemetry.EventBreakerRejected, "levee.circuit_breaker.rejected"},
 		{telemetry.EventTimeoutExceeded, "levee.timeout.exceeded"},
@@ -33,6 +38,11 @@ func TestNames_AreTheFixedContract(t *testing.T) {
 		{string(telemetry.KeyBreakerTo), "levee.circuit_breaker.to"},
 		{string(telemetry.KeyBreakerConsecutiveFailures), "levee.circuit_breaker.consecutive_failures"},
 		{string(telemetry.KeyBreakerForced), "levee.circuit_breaker.forced"},
+		{string(telemetry.KeyBreakerTripRule), "levee.circuit_breaker.trip_rule"},
+		{string(telemetry.KeyBreakerWindowCalls), "levee.circuit_breaker.window.calls"},
+		{string(telemetry.KeyBreakerWindowFailures), "levee.circuit_breaker.window.failures"},
+		{string(telemetry.KeyBreakerWindowSlowCalls), "levee.circuit_breaker.window.slow_calls"},
+		{string(telemetry.KeyBreakerShadow), "levee.circuit_breaker.shadow"},
 		{string(telemetry.KeyOutcome), "levee.outcome"},
 		{string(telemetry.KeyTimeout), "levee.timeout.duration"},
 		{string(telemetry.KeyErrorType), "error.type"},
@@ -48,6 +58,8 @@ func TestNames_AreTheFixedContract(t *testing.T) {
 		"the transition span and event share a name")
 	assert.Equal(t, []string{"closed", "open", "half_open"},
 		[]string{telemetry.StateClosed, telemetry.StateOpen, telemetry.StateHalfOpen})
-	assert.Equal(t, []string{"success", "failure", "rejected", "ignored"},
-		[]string{telemetry.OutcomeSuccess, telemetry.OutcomeFailure, telemetry.OutcomeRejected, telemetry.OutcomeIgnored})
+	assert.Equal(t, []string{"success", "failure", "rejected", "ignored", "shadow_rejected"},
+		[]string{telemetry.OutcomeSuccess, telemetry.OutcomeFailure, telemetry.OutcomeRejected, telemetry.OutcomeIgnored, telemetry.OutcomeShadowRejected})
+	assert.Equal(t, []string{"consecutive_failures", "failure_rate", "slow_call_rate", "custom"},
+		[]string{telemetry.TripRuleConsecutiveFailures, telemetry.TripRuleFailureRate, telemetry.TripRuleSlowCallRate, telemetry.TripRuleCustom})
 }
