@@ -3,6 +3,8 @@ package breaker
 import (
 	"context"
 	"errors"
+	"math"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,39 +54,128 @@ type Breaker struct {
 	// counts are striped across cache lines of their own, allocated
 	// apart, so nothing here is written on the hot path.
 	counts outcomeCounts
+	// shadow is read only by a call the breaker would reject.
+	shadow atomic.Bool
+	// shadowSeen is set once shadow mode has been on: from then on the
+	// shadow_rejected series is reported.
+	shadowSeen atomic.Bool
 
 	// mu serialises transitions. It is never held while user code or
 	// telemetry runs.
 	mu sync.Mutex
 
 	name             string
+	rule             tripRule
 	failureThreshold int64
-	openTimeout      time.Duration
-	retryAfterLimit  time.Duration
-	isFailure        func(error) bool
-	isIgnored        func(error) bool
-	listeners        *notifier // nil without listeners
-	tel              *instruments
+	// timed is set when the breaker reads the clock around each call it
+	// runs: for slow calls, or the duration histogram.
+	timed           bool
+	openTimeout     time.Duration
+	retryAfterLimit time.Duration
+	isFailure       func(error) bool
+	isIgnored       func(error) bool
+	listeners       *notifier // nil without listeners
+	tel             *instruments
+	// rules holds the settings beyond the consecutive-failures rule:
+	// defaultRules, shared, for a breaker that uses none of them.
+	rules *rules
 }
+
+// rules are the settings of the trip rules other than the default one, the
+// window, slow calls, half-open probing and the open backoff. They never
+// change after New.
+type rules struct {
+	failureRate       float64
+	slowCallRate      float64
+	minCalls          int64
+	tripFunc          func(WindowCounts) bool
+	countWindow       int64         // the size of a count window, 0 without one
+	timeWindow        time.Duration // the span of a time window, 0 without one
+	timeBuckets       int
+	slowCallDuration  time.Duration // 0: no call is slow
+	halfOpenProbes    int
+	halfOpenSuccesses int64
+	backoff           openBackoff
+}
+
+// defaultRules are the rules of a breaker that sets none: one probe, one
+// success, no window.
+var defaultRules = rules{halfOpenProbes: 1, halfOpenSuccesses: 1}
+
+// windowed reports whether the breaker has a window.
+func (r *rules) windowed() bool { return r.countWindow > 0 || r.timeWindow > 0 }
 
 // period is one stay of the breaker in one state. Its fields other than the
 // atomics never change after it is published.
 type period struct {
-	state   State
-	forced  bool
+	state State
+	// opens is, in Open and HalfOpen, how many open periods in a row this
+	// one is part of, since the breaker was last closed (1 for the first;
+	// it stops growing at its maximum, long after any backoff's).
+	opens  uint16
+	forced bool
+	// plain is set for a closed period whose calls need nothing but the
+	// consecutive-failure count: no window, no clock. Its calls take the
+	// fast path; every other period's take the full one.
+	plain   bool
 	openErr *OpenError  // Open, HalfOpen: the error every rejection returns
 	timer   *time.Timer // Open: makes the breaker half-open
-	// openedBy is the span of the call that opened the breaker: the
-	// timer's half-open transition links to it.
-	openedBy trace.SpanContext
+	// openedBy is the span of the call that opened the breaker, if it had
+	// one: the timer's half-open transition links to it.
+	openedBy *trace.SpanContext
+	// The window: of a closed period, where its calls are counted (one of
+	// the two, or neither); of an open or half-open period, the window of
+	// the closed period that ended, kept as it was for the gauges.
+	countWindow *countWindow
+	timeWindow  *timeWindow
+	// moreProbes are, in HalfOpen, the probe places after the first of a
+	// breaker WithHalfOpen gives several; nil for one.
+	moreProbes *[]atomic.Int64
 
 	_ [cacheLine]byte
 	// failures counts consecutive failures while Closed. Writers touch it
 	// only on failures, and readers skip the store when it is zero already.
 	failures atomic.Int64
-	// probeSince is when the HalfOpen probe in flight was admitted
-	// (UnixNano), 0 while the probe slot is free.
-	probeSince atomic.Int64
+	// successes counts, in HalfOpen, the probes that succeeded.
+	successes atomic.Int64
+	// probe is, in HalfOpen, when the probe in the first place was
+	// admitted (UnixNano), 0 while the place is free.
+	probe atomic.Int64
+}
+
+// places returns how many probes a half-open period lets through at once.
+func (p *period) places() int {
+	if p.moreProbes == nil {
+		return 1
+	}
+	return 1 + len(*p.moreProbes)
+}
+
+// place returns the i-th probe place: when its probe was admitted, 0 if free.
+func (p *period) place(i int) *atomic.Int64 {
+	if i == 0 {
+		return &p.probe
+	}
+	return &(*p.moreProbes)[i-1]
+}
+
+// windowed reports whether the period has a window.
+func (p *period) windowed() bool { return p.countWindow != nil || p.timeWindow != nil }
+
+// windowCounts returns the counts of the period's window now, and the
+// current streak of failures while closed.
+func (p *period) windowCounts() WindowCounts {
+	var c WindowCounts
+	switch {
+	case p.countWindow != nil:
+		c = p.countWindow.counts()
+	case p.timeWindow != nil:
+		c = p.timeWindow.countsNow()
+	}
+	if p.state == Closed {
+		c.ConsecutiveFailures = p.failures.Load()
+	}
+	return c
 }
 
 // StateChange describes one transition of a breaker, for listeners.
@@ -96,11 +187,24 @@ type StateChange struct {
 	// At is when the change was made.
 	At time.Time
 	// ConsecutiveFailures is the failure count that opened the breaker:
-	// at least the threshold from Closed (more when failures arrive at
-	// once), 1 for a failed probe; 0 for other changes.
+	// the streak of failures when it tripped from Closed (at least the
+	// threshold under the consecutive-failures rule, more when failures
+	// arrive at once), 1 for a failed probe; 0 for other changes.
 	ConsecutiveFailures int
 	// Forced is true for a change made by ForceOpen or Reset.
 	Forced bool
+	// TripRule names the rule that opened the breaker from Closed:
+	// "consecutive_failures", "failure_rate", "slow_call_rate" or
+	// "custom" (the telemetry.TripRule* values); "" for other changes.
+	TripRule string
+	// Window holds the counts of the breaker's window when a trip rule
+	// opened it (zero without a window, and for other changes).
+	Window WindowCounts
+	// OpenFor is how long the open period this change starts lasts
+	// before the breaker half-opens: the open timeout, grown by
+	// WithOpenBackoff, lengthened by WithRetryAfter. 0 for other changes,
+	// and for ForceOpen, which holds the breaker open until Reset.
+	OpenFor time.Duration
 }
 
 // New returns a closed Breaker named name. The name identifies it in errors
@@ -114,8 +218,11 @@ type StateChange struct {
 // referenced. Give each breaker of one provider its own name.
 func New(name string, opts ...Option) *Breaker {
 	cfg := config{
-		failureThreshold: DefaultFailureThreshold,
-		openTimeout:      DefaultOpenTimeout,
+		failureThreshold:  DefaultFailureThreshold,
+		openTimeout:       DefaultOpenTimeout,
+		rule:              ruleConsecutive,
+		halfOpenProbes:    1,
+		halfOpenSuccesses: 1,
 	}
 	if name == "" {
 		cfg.refuse("name must not be empty")
@@ -127,24 +234,83 @@ func New(name string, opts ...Option) *Breaker {
 		}
 		opt(&cfg)
 	}
+	cfg.check()
 	if len(cfg.problems) > 0 {
 		panic("levee: breaker.New(" + strconv.Quote(name) + "): " + strings.Join(cfg.problems, "; "))
 	}
+	minCalls := cfg.minCalls
+	if minCalls == 0 {
+		minCalls = DefaultMinCalls
+		if cfg.countWindow > 0 {
+			minCalls = min(minCalls, cfg.countWindow)
+		}
+	}
+	r := rules{
+		failureRate:       cfg.failureRate,
+		slowCallRate:      cfg.slowCallRate,
+		minCalls:          int64(minCalls),
+		tripFunc:          cfg.tripFunc,
+		countWindow:       int64(cfg.countWindow),
+		timeWindow:        cfg.timeWindow,
+		timeBuckets:       cfg.timeBuckets,
+		slowCallDuration:  cfg.slowDuration,
+		halfOpenProbes:    cfg.halfOpenProbes,
+		halfOpenSuccesses: int64(cfg.halfOpenSuccesses),
+		backoff:           cfg.backoff,
+	}
+	if cfg.jitterSeed != nil {
+		r.backoff.rng = rand.New(rand.NewPCG(*cfg.jitterSeed, *cfg.jitterSeed))
+	}
 	b := &Breaker{
 		name:             name,
+		rule:             cfg.rule,
 		failureThreshold: int64(cfg.failureThreshold),
+		timed:            cfg.slowDuration > 0 || cfg.callDuration,
 		openTimeout:      cfg.openTimeout,
 		retryAfterLimit:  cfg.retryAfterLimit,
 		isFailure:        cfg.isFailure,
 		isIgnored:        cfg.isIgnored,
 		counts:           newOutcomeCounts(),
+		rules:            &defaultRules,
+	}
+	if cfg.rule != ruleConsecutive || len(cfg.windows) > 0 || cfg.halfOpenProbes > 1 || cfg.backoffGiven {
+		b.rules = &r
+	}
+	if cfg.shadow {
+		b.shadow.Store(true)
+		b.shadowSeen.Store(true)
 	}
 	if len(cfg.listeners) > 0 {
 		b.listeners = &notifier{name: name, listeners: cfg.listeners}
 	}
-	b.current.Store(&period{state: Closed})
-	b.tel = newInstruments(b, cfg.tracerProvider, cfg.meterProvider)
+	b.current.Store(b.newClosed(time.Now()))
+	b.tel = newInstruments(b, cfg.tracerProvider, cfg.meterProvider, cfg.callDuration)
 	return b
+}
+
+// newClosed returns a fresh closed period starting at now, with an empty
+// window of its own.
+func (b *Breaker) newClosed(now time.Time) *period {
+	p := &period{state: Closed}
+	switch r := b.rules; {
+	case r.countWindow > 0:
+		p.countWindow = newCountWindow(r.countWindow, r.slowCallDuration > 0)
+	case r.timeWindow > 0:
+		p.timeWindow = newTimeWindow(now, r.timeWindow, r.timeBuckets, r.slowCallDuration > 0)
+	}
+	p.plain = !p.windowed() && !b.timed
+	return p
+}
+
+// newHalfOpen returns a fresh half-open period that follows from, with
+// every probe place free; openErr is the error its rejections return.
+func (b *Breaker) newHalfOpen(from *period, openErr *OpenError) *period {
+	p := &period{state: HalfOpen, openErr: openErr, opens: from.opens, countWindow: from.countWindow, timeWindow: from.timeWindow}
+	if n := b.rules.halfOpenProbes; n > 1 {
+		more := make([]atomic.Int64, n-1)
+		p.moreProbes = &more
+	}
+	return p
 }
 
 // Name returns the name the breaker was created with.
@@ -154,6 +320,34 @@ func (b *Breaker) Name() string { return b.name }
 // State, moves an open breaker to HalfOpen. A breaker held open by ForceOpen
 // reports Open until Reset.
 func (b *Breaker) State() State { return b.current.Load().state }
+
+// Window returns the counts of the breaker's window now (WithCountWindow,
+// WithTimeWindow): while closed, its recent calls; while open or
+// half-open, the window as it was when the breaker left Closed. Without a
+// window only ConsecutiveFailures is counted. The counts are read one
+// after another, not as one snapshot.
+func (b *Breaker) Window() WindowCounts { return b.current.Load().windowCounts() }
+
+// SetShadowMode switches shadow mode on or off, at once for every call that
+// comes after; it is safe to call at any time from any goroutine. In shadow
+// mode the breaker computes its state, reports every transition, and
+// rejects nothing: a call it would have rejected (open, forced open
+// included, or half-open with every probe place taken) runs anyway, counts
+// as "shadow_rejected" (Counts.ShadowRejected, levee.outcome =
+// shadow_rejected) and its result changes nothing, while the probes of a
+// half-open breaker still decide as they would. It lets a team try a
+// breaker's thresholds on production traffic before enforcing them
+// (resilience4j's metrics-only state). Default: off, or on with
+// WithShadowMode.
+func (b *Breaker) SetShadowMode(on bool) {
+	if on {
+		b.shadowSeen.Store(true)
+	}
+	b.shadow.Store(on)
+}
+
+// ShadowMode reports whether the breaker is in shadow mode.
+func (b *Breaker) ShadowMode() bool { return b.shadow.Load() }
 
 // errNilFunc refuses Call(ctx, nil): a programming error, not a failure of
 // the dependency.
@@ -175,9 +369,11 @@ func (b *Breaker) Call(ctx context.Context, fn func(context.Context) error) erro
 }
 
 // execute is the one implementation of a guarded call, for Call and Policy.
-// The closed path is kept short enough to read at a glance: one load of the
-// period, the call, one add to the success count, and one load of the
-// failure count, stored only when it is not zero already.
+// The path of a plain closed breaker (the consecutive-failures rule, no
+// window, no clock) is kept short enough to read at a glance: one load of
+// the period, the call, one add to the success count, and one load of the
+// failure count, stored only when it is not zero already. Every other call
+// takes executeFull.
 func execute[T any](b *Breaker, ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
 	var zero T
 	if err := ctx.Err(); err != nil {
@@ -185,23 +381,19 @@ func execute[T any](b *Breaker, ctx context.Context, fn func(context.Context) (T
 		return zero, err
 	}
 	p := b.current.Load()
-	if p.state != Closed {
-		var err error
-		if p, err = b.admit(ctx, p); err != nil {
-			return zero, err
-		}
+	if !p.plain {
+		return executeFull(b, ctx, p, fn)
 	}
 	returned := false
 	defer func() {
 		if !returned {
 			// fn or a predicate panicked (or called runtime.Goexit): a
-			// failure, so that no probe slot stays taken. The panic goes
-			// on unchanged once this returns.
-			b.record(ctx, p, outcomeFailure, nil)
+			// failure. The panic goes on unchanged once this returns.
+			b.recordClosed(ctx, p, outcomeFailure, false, nil)
 		}
 	}()
 	v, err := fn(ctx)
-	if err == nil && p.state == Closed {
+	if err == nil {
 		returned = true
 		b.counts.add(outcomeSuccess)
 		if p.failures.Load() != 0 {
@@ -211,40 +403,115 @@ func execute[T any](b *Breaker, ctx context.Context, fn func(context.Context) (T
 	}
 	o := b.classify(ctx, err)
 	returned = true
-	b.record(ctx, p, o, err)
+	b.recordClosed(ctx, p, o, false, err)
 	return v, err
 }
 
+// executeFull runs a call that found the breaker not closed, or closed with
+// a window or a clock to read.
+func executeFull[T any](b *Breaker, ctx context.Context, p *period, fn func(context.Context) (T, error)) (T, error) {
+	slot := -1
+	if p.state != Closed {
+		var err error
+		if p, slot, err = b.admit(ctx, p); err != nil {
+			var zero T
+			return zero, err
+		}
+		if p == nil {
+			return executeShadowed(b, ctx, fn)
+		}
+	}
+	var start time.Time
+	if b.timed {
+		start = time.Now()
+	}
+	returned := false
+	defer func() {
+		if !returned {
+			// A panic, or runtime.Goexit: a failure, so that no probe
+			// place stays taken.
+			b.record(ctx, p, slot, outcomeFailure, nil, b.took(start))
+		}
+	}()
+	v, err := fn(ctx)
+	o := outcomeSuccess
+	if err != nil {
+		o = b.classify(ctx, err)
+	}
+	returned = true
+	b.record(ctx, p, slot, o, err, b.took(start))
+	return v, err
+}
+
+// executeShadowed runs a call that the breaker would have rejected and
+// shadow mode lets through: it was counted when admitted, and its result
+// changes nothing.
+func executeShadowed[T any](b *Breaker, ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
+	if b.tel.callDuration != nil {
+		start := time.Now()
+		defer func() { b.tel.recordDuration(ctx, outcomeShadowRejected, time.Since(start)) }()
+	}
+	return fn(ctx)
+}
+
+// took returns how long the call that started at start has run, when the
+// breaker reads the clock; 0 otherwise.
+func (b *Breaker) took(start time.Time) time.Duration {
+	if !b.timed {
+		return 0
+	}
+	return time.Since(start)
+}
+
 // admit decides a call that found the breaker not closed. It returns the
-// period the call runs in, or the error that rejects it. An open breaker
-// rejects without reading the clock: its timer makes it half-open.
-func (b *Breaker) admit(ctx context.Context, p *period) (*period, error) {
+// period the call runs in and, for a half-open probe, its place; or a nil
+// period for a call that shadow mode lets through; or the error that
+// rejects it. An open breaker rejects without reading the clock: its timer
+// makes it half-open.
+func (b *Breaker) admit(ctx context.Context, p *period) (*period, int, error) {
 	for p.state == HalfOpen {
 		now := time.Now().UnixNano()
-		if p.probeSince.CompareAndSwap(0, now) {
-			return p, nil // the probe (a Reset or ForceOpen racing it makes its result stale)
-		}
-		since := p.probeSince.Load()
-		if since != 0 && now-since < int64(b.openTimeout) {
-			break // the probe in flight holds the slot
-		}
-		if since != 0 {
-			// The probe in flight has outlived the open timeout: it gives
-			// way to a fresh half-open period, and its result is stale.
-			b.mu.Lock()
-			if b.current.Load() == p {
-				b.current.Store(&period{state: HalfOpen, openErr: p.openErr})
+		places := p.places()
+		for i := range places {
+			if p.place(i).CompareAndSwap(0, now) {
+				return p, i, nil // a probe (a Reset or ForceOpen racing it makes its result stale)
 			}
-			b.mu.Unlock()
 		}
+		oldest := int64(0)
+		for i := range places {
+			if since := p.place(i).Load(); since != 0 && (oldest == 0 || since < oldest) {
+				oldest = since
+			} else if since == 0 {
+				oldest = -1 // a place was freed meanwhile: try again
+				break
+			}
+		}
+		if oldest == -1 {
+			continue
+		}
+		if now-oldest < int64(b.openTimeout) {
+			break // the probes in flight hold every place
+		}
+		// The oldest probe has outlived the open timeout: the probes give
+		// way to a fresh half-open period, and their results are stale.
+		b.mu.Lock()
+		if b.current.Load() == p {
+			b.current.Store(b.newHalfOpen(p, p.openErr))
+		}
+		b.mu.Unlock()
 		p = b.current.Load()
 	}
 	if p.state == Closed {
-		return p, nil
+		return p, -1, nil
+	}
+	if b.shadow.Load() {
+		b.counts.add(outcomeShadowRejected)
+		b.tel.rejected(ctx, p.state, true)
+		return nil, -1, nil
 	}
 	b.counts.add(outcomeRejected)
-	b.tel.rejected(ctx, p.state)
-	return nil, p.openErr
+	b.tel.rejected(ctx, p.state, false)
+	return nil, -1, p.openErr
 }
 
 func (b *Breaker) classify(ctx context.Context, err error) outcome {
@@ -261,48 +528,104 @@ func (b *Breaker) classify(ctx context.Context, err error) outcome {
 	return outcomeFailure
 }
 
-// record applies the outcome of a call that ran in period p; err is the
-// call's error, nil after a panic. A result from a period that is no longer
-// current (after a Reset, or a probe that outlived its slot) changes nothing
-// but the counts.
-func (b *Breaker) record(ctx context.Context, p *period, o outcome, err error) {
+// record applies the outcome of a call that ran in period p: slot is its
+// probe place in a half-open period, took how long it ran (when the breaker
+// reads the clock), err its error (nil after a panic). A result from a
+// period that is no longer current (after a Reset, or a probe that outlived
+// its place) changes nothing but the counts.
+func (b *Breaker) record(ctx context.Context, p *period, slot int, o outcome, err error, took time.Duration) {
+	if b.tel.callDuration != nil {
+		b.tel.recordDuration(ctx, o, took)
+	}
+	slow := b.rules.slowCallDuration > 0 && took > b.rules.slowCallDuration && o != outcomeIgnored
 	switch p.state {
 	case Closed:
-		b.counts.add(o)
-		switch o {
-		case outcomeSuccess:
-			if p.failures.Load() != 0 {
-				p.failures.Store(0)
-			}
-		case outcomeFailure:
-			if n := p.failures.Add(1); n >= b.failureThreshold {
-				b.transition(ctx, p, Open, transitionCause{failures: n, openFor: b.openFor(err)})
-			}
-		}
+		b.recordClosed(ctx, p, o, slow, err)
 	case HalfOpen:
 		if b.current.Load() != p {
 			b.counts.add(outcomeIgnored) // a stale probe
 			return
 		}
 		b.counts.add(o)
+		if o == outcomeSuccess && slow && b.rule == ruleSlowCallRate {
+			o = outcomeFailure // under the slow-call rule a slow probe fails
+		}
 		switch o {
 		case outcomeSuccess:
-			b.transition(ctx, p, Closed, transitionCause{})
+			if p.successes.Add(1) >= b.rules.halfOpenSuccesses {
+				b.transition(ctx, p, Closed, transitionCause{})
+			} else {
+				p.place(slot).Store(0)
+			}
 		case outcomeFailure:
-			b.transition(ctx, p, Open, transitionCause{failures: 1, openFor: b.openFor(err)})
+			b.transition(ctx, p, Open, transitionCause{failures: 1, hint: b.openFor(err)})
 		case outcomeIgnored:
-			p.probeSince.Store(0)
+			p.place(slot).Store(0)
 		}
+	}
+}
+
+// recordClosed applies the outcome of a call that ran in the closed period
+// p, and trips the breaker if its rule says so. A window counts only the
+// calls of its own period: a call admitted before a transition or a Reset
+// counts in none.
+func (b *Breaker) recordClosed(ctx context.Context, p *period, o outcome, slow bool, err error) {
+	b.counts.add(o)
+	var consecutive int64
+	switch o {
+	case outcomeSuccess:
+		if p.failures.Load() != 0 {
+			p.failures.Store(0)
+		}
+	case outcomeFailure:
+		consecutive = p.failures.Add(1)
+	default:
+		return
+	}
+	failed := o == outcomeFailure
+	c := WindowCounts{ConsecutiveFailures: consecutive}
+	if p.windowed() {
+		if b.current.Load() != p {
+			return
+		}
+		switch {
+		case p.countWindow != nil:
+			if !failed && !slow {
+				p.countWindow.addSuccess()
+				return
+			}
+			p.countWindow.add(failed, slow)
+			c = p.countWindow.counts()
+		default:
+			word, ok := p.timeWindow.add(failed, slow)
+			if !ok || !failed && !slow {
+				return
+			}
+			c = p.timeWindow.countsAt(word)
+		}
+		c.ConsecutiveFailures = consecutive
+	}
+	if !failed && !slow {
+		return
+	}
+	if b.trips(c, failed, slow) {
+		cause := transitionCause{rule: b.rule, failures: consecutive, hint: b.openFor(err)}
+		if p.windowed() {
+			cause.window = c
+		}
+		b.transition(ctx, p, Open, cause)
 	}
 }
 
 // transitionCause says why a transition is made.
 type transitionCause struct {
-	failures int64 // the consecutive failures that opened the breaker
-	forced   bool  // ForceOpen or Reset
-	// openFor is how long a transition to Open stays open when the
-	// failure asked for longer than the open timeout (WithRetryAfter).
-	openFor time.Duration
+	failures int64    // the consecutive failures when the breaker opened
+	rule     tripRule // the rule that tripped it from Closed, ruleNone otherwise
+	window   WindowCounts
+	forced   bool // ForceOpen or Reset
+	// hint is how long the failure that opened the breaker asked it to
+	// stay open (WithRetryAfter), 0 for none.
+	hint time.Duration
 }
 
 // retryAfterHint is implemented by errors that say how long to wait before
@@ -313,10 +636,11 @@ type retryAfterHint interface {
 	RetryAfter() time.Duration
 }
 
-// openFor returns how long the failure err keeps the breaker open: its
-// RetryAfter hint when WithRetryAfter is set and the hint is longer than the
-// open timeout, capped at the limit; 0 (the open timeout) otherwise. A hint
-// that panics is no hint: the panic is reported to otel.Handle.
+// openFor returns how long the failure err asks the breaker to stay open:
+// its RetryAfter hint when WithRetryAfter is set, capped at the limit; 0
+// otherwise. The transition keeps it only when it is longer than the open
+// period would be. A hint that panics is no hint: the panic is reported to
+// otel.Handle.
 func (b *Breaker) openFor(err error) (d time.Duration) {
 	if b.retryAfterLimit <= 0 || err == nil {
 		return 0
@@ -328,9 +652,6 @@ func (b *Breaker) openFor(err error) (d time.Duration) {
 	emit.Guard("circuit breaker "+strconv.Quote(b.name)+": the RetryAfter method of a failure", func() {
 		d = min(hint.RetryAfter(), b.retryAfterLimit)
 	})
-	if d <= b.openTimeout {
-		return 0
-	}
 	return d
 }
 
@@ -345,17 +666,24 @@ func (b *Breaker) transition(ctx context.Context, from *period, to State, cause 
 		return nil
 	}
 	now := time.Now()
-	next := &period{state: to, forced: cause.forced && to == Open}
+	var next *period
+	var openFor time.Duration
 	switch to {
+	case Closed:
+		next = b.newClosed(now)
 	case Open:
+		next = &period{state: Open, forced: cause.forced, countWindow: from.countWindow, timeWindow: from.timeWindow}
 		next.openErr = &OpenError{name: b.name, state: Open, forced: next.forced, openTimeout: b.openTimeout}
 		if !next.forced {
-			openFor := b.openTimeout
-			if cause.openFor > 0 {
-				openFor = cause.openFor
+			next.opens = 1
+			if from.state == HalfOpen && from.opens < math.MaxUint16 {
+				next.opens = from.opens + 1
 			}
+			openFor = max(b.openDuration(int(next.opens)), cause.hint)
 			next.openErr.until = now.Add(openFor)
-			next.openedBy = trace.SpanContextFromContext(ctx)
+			if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+				next.openedBy = &sc
+			}
 			// The timer holds the breaker weakly: a dropped breaker is
 			// garbage even while open, and its timer then does nothing.
 			self := weak.Make(b)
@@ -366,10 +694,13 @@ func (b *Breaker) transition(ctx context.Context, from *period, to State, cause 
 			})
 		}
 	case HalfOpen:
-		next.openErr = &OpenError{name: b.name, state: HalfOpen, until: now}
+		next = b.newHalfOpen(from, &OpenError{name: b.name, state: HalfOpen, until: now})
 	}
 	if from.timer != nil {
 		from.timer.Stop()
+	}
+	if from.state == Closed && from.timeWindow != nil {
+		from.timeWindow.freeze(now)
 	}
 	b.current.Store(next)
 	if from.state == Closed && to == Closed {
@@ -383,13 +714,16 @@ func (b *Breaker) transition(ctx context.Context, from *period, to State, cause 
 		At:                  now,
 		ConsecutiveFailures: int(cause.failures),
 		Forced:              cause.forced,
+		TripRule:            cause.rule.telemetryValue(),
+		Window:              cause.window,
+		OpenFor:             openFor,
 	}
 	if b.listeners != nil {
 		b.listeners.enqueue(change) // under mu: changes queue in the order they were made
 	}
 	b.mu.Unlock()
 
-	b.tel.transitioned(ctx, change, from.openedBy)
+	b.tel.transitioned(ctx, change, from.openedBy, b.rules.windowed())
 	return next
 }
 

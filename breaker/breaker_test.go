@@ -918,6 +918,8 @@ func TestBreaker_CallsEveryListenerInOrderWithTheChange(t *testing.T) {
 			To:                  breaker.Open,
 			At:                  openedAt,
 			ConsecutiveFailures: 3,
+			TripRule:            "consecutive_failures",
+			OpenFor:             breaker.DefaultOpenTimeout,
 		}, got[0])
 
 		time.Sleep(breaker.DefaultOpenTimeout)
@@ -930,6 +932,8 @@ func TestBreaker_CallsEveryListenerInOrderWithTheChange(t *testing.T) {
 		assert.Equal(t, []string{"closed->open", "open->half-open", "half-open->closed"}, edges(got))
 		for _, c := range got[1:] {
 			assert.Zero(t, c.ConsecutiveFailures, "only openings carry a failure count")
+			assert.Empty(t, c.TripRule, "only trips carry a rule")
+			assert.Zero(t, c.OpenFor, "only openings carry an open period")
 			assert.False(t, c.Forced)
 			assert.Equal(t, openedAt.Add(breaker.DefaultOpenTimeout), c.At)
 		}

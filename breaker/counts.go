@@ -17,6 +17,7 @@ const (
 	outcomeFailure
 	outcomeRejected
 	outcomeIgnored
+	outcomeShadowRejected
 	numOutcomes
 )
 
@@ -92,8 +93,8 @@ func stripeHint(salt uintptr) uint64 {
 }
 
 // Counts are the calls a breaker has seen since it was created, by outcome.
-// Success + Failure + Rejected + Ignored is every call made through it (a
-// Call with a nil function is refused and counts nothing).
+// Success + Failure + Rejected + Ignored + ShadowRejected is every call made
+// through it (a Call with a nil function is refused and counts nothing).
 type Counts struct {
 	// Success: calls that returned no error, or an error WithIsFailure
 	// does not count.
@@ -109,16 +110,21 @@ type Counts struct {
 	// returned after its period had ended (it outlived the open timeout,
 	// or ForceOpen or Reset came first).
 	Ignored int64
+	// ShadowRejected: calls the breaker would have rejected, and ran
+	// because it was in shadow mode (SetShadowMode); their results
+	// changed nothing.
+	ShadowRejected int64
 }
 
 // Counts returns the calls the breaker has seen since it was created, by
-// outcome: the values levee.circuit_breaker.calls reports. The four counts
-// are read one after another, not as one snapshot.
+// outcome: the values levee.circuit_breaker.calls reports. The counts are
+// read one after another, not as one snapshot.
 func (b *Breaker) Counts() Counts {
 	return Counts{
-		Success:  b.counts.load(outcomeSuccess),
-		Failure:  b.counts.load(outcomeFailure),
-		Rejected: b.counts.load(outcomeRejected),
-		Ignored:  b.counts.load(outcomeIgnored),
+		Success:        b.counts.load(outcomeSuccess),
+		Failure:        b.counts.load(outcomeFailure),
+		Rejected:       b.counts.load(outcomeRejected),
+		Ignored:        b.counts.load(outcomeIgnored),
+		ShadowRejected: b.counts.load(outcomeShadowRejected),
 	}
 }

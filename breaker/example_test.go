@@ -160,6 +160,6 @@ func ExampleLogStateChanges() {
 		fmt.Println("not logged within a second")
 	}
 	// Output:
-	// level=ERROR msg="levee: circuit breaker opened" levee.policy.name=payments levee.circuit_breaker.from=closed levee.circuit_breaker.to=open levee.circuit_breaker.consecutive_failures=1 levee.circuit_breaker.forced=false
+	// level=ERROR msg="levee: circuit breaker opened" levee.policy.name=payments levee.circuit_breaker.from=closed levee.circuit_breaker.to=open levee.circuit_breaker.consecutive_failures=1 levee.circuit_breaker.forced=false levee.circuit_breaker.trip_rule=consecutive_failures
 	// level=INFO msg="levee: circuit breaker closed" levee.policy.name=payments levee.circuit_breaker.from=open levee.circuit_breaker.to=closed levee.circuit_breaker.consecutive_failures=0 levee.circuit_breaker.forced=true
 }

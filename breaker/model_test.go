@@ -5,6 +5,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -76,15 +79,115 @@ const modelHorizon = 200 * 365 * 24 * time.Hour
 // ---------------------------------------------------------------------------
 // The reference model.
 
-// modelConfig is the breaker's settings, as the model sees them.
+// modelRule is the trip rule of a program's breaker.
+type modelRule uint8
+
+const (
+	ruleConsecutive  modelRule = iota // WithFailureThreshold (the default)
+	ruleFailureRate                   // WithFailureRate
+	ruleSlowCallRate                  // WithSlowCallRate
+	ruleCustom                        // WithTripRule(modelTripRule)
+)
+
+func (r modelRule) telemetryValue() string {
+	return [...]string{"consecutive_failures", "failure_rate", "slow_call_rate", "custom"}[r]
+}
+
+// modelTripRule is the WithTripRule function of the programs that use one:
+// it reads every field of the counts.
+func modelTripRule(c breaker.WindowCounts) bool {
+	return c.ConsecutiveFailures >= 3 || c.Calls >= 3 && 2*c.Failures >= c.Calls || c.SlowCalls >= 2 && c.Failures >= 1
+}
+
+// modelBackoff is WithOpenBackoff with WithJitterSeed.
+type modelBackoff struct {
+	factor float64
+	max    time.Duration
+	jitter float64
+	seed   uint64
+}
+
+// modelConfig is the breaker's settings, as the model sees them. Zero values
+// of the fields after withIsIgnored leave the setting at its default.
 type modelConfig struct {
 	threshold     int
 	openTimeout   time.Duration
 	withIsFailure bool // errModelNotFound (and errModelIgnored) count as successes
 	withIsIgnored bool // errModelIgnored counts as neither success nor failure
+
+	rule         modelRule
+	ratio        float64 // of WithFailureRate, WithSlowCallRate
+	minCalls     int     // WithMinCalls; 0 for the default
+	countWindow  int     // WithCountWindow
+	timeWindow   time.Duration
+	buckets      int           // WithTimeWindow(timeWindow, buckets)
+	slowDuration time.Duration // WithSlowCallDuration
+	// WithHalfOpen(halfOpenProbes, halfOpenSuccesses)
+	halfOpenProbes    int
+	halfOpenSuccesses int
+	backoff           *modelBackoff
+	shadow            bool // WithShadowMode
 }
 
-// refModel is the state machine of DESIGN.md, sequential and explicit.
+// options returns the breaker options of cfg, but for the listener.
+func (cfg modelConfig) options() []breaker.Option {
+	opts := []breaker.Option{breaker.WithOpenTimeout(cfg.openTimeout)}
+	switch cfg.rule {
+	case ruleConsecutive:
+		opts = append(opts, breaker.WithFailureThreshold(cfg.threshold))
+	case ruleFailureRate:
+		opts = append(opts, breaker.WithFailureRate(cfg.ratio))
+	case ruleSlowCallRate:
+		opts = append(opts, breaker.WithSlowCallRate(cfg.ratio))
+	case ruleCustom:
+		opts = append(opts, breaker.WithTripRule(modelTripRule))
+	}
+	if cfg.minCalls > 0 {
+		opts = append(opts, breaker.WithMinCalls(cfg.minCalls))
+	}
+	if cfg.countWindow > 0 {
+		opts = append(opts, breaker.WithCountWindow(cfg.countWindow))
+	}
+	if cfg.timeWindow > 0 {
+		opts = append(opts, breaker.WithTimeWindow(cfg.timeWindow, cfg.buckets))
+	}
+	if cfg.slowDuration > 0 {
+		opts = append(opts, breaker.WithSlowCallDuration(cfg.slowDuration))
+	}
+	if cfg.halfOpenProbes > 0 {
+		opts = append(opts, breaker.WithHalfOpen(cfg.halfOpenProbes, cfg.halfOpenSuccesses))
+	}
+	if bo := cfg.backoff; bo != nil {
+		opts = append(opts, breaker.WithOpenBackoff(bo.factor, bo.max, bo.jitter), breaker.WithJitterSeed(bo.seed))
+	}
+	if cfg.shadow {
+		opts = append(opts, breaker.WithShadowMode())
+	}
+	if cfg.withIsFailure {
+		opts = append(opts, breaker.WithIsFailure(func(err error) bool { return !errors.Is(err, errModelNotFound) }))
+	}
+	if cfg.withIsIgnored {
+		opts = append(opts, breaker.WithIsIgnored(func(err error) bool { return errors.Is(err, errModelIgnored) }))
+	}
+	return opts
+}
+
+func (cfg modelConfig) windowed() bool { return cfg.countWindow > 0 || cfg.timeWindow > 0 }
+
+// modelEvent is a call that counted in a closed period's window.
+type modelEvent struct {
+	at           time.Time // when it ended
+	failed, slow bool
+}
+
+// modelProbe is a probe in flight in a half-open period.
+type modelProbe struct {
+	id    int
+	since time.Time
+}
+
+// refModel is the state machine of DESIGN.md and issue 12, sequential and
+// explicit.
 type refModel struct {
 	name string
 	modelConfig
@@ -96,8 +199,17 @@ type refModel struct {
 	until      time.Time // Open, not forced: when the open timer makes it half-open
 	halfOpenAt time.Time // HalfOpen: when it became half-open
 	period     int       // bumped at every new period; a call's outcome only counts in its own period
-	probeTaken bool      // HalfOpen: the probe is in flight
-	probeSince time.Time // HalfOpen: when the probe in flight was admitted
+	opens      int       // Open, HalfOpen: open periods in a row since the breaker was last closed
+	rng        *rand.Rand
+
+	closedAt time.Time    // Closed: when the period began, the time window's origin
+	events   []modelEvent // Closed: the calls of the period that counted
+	frozen   breaker.WindowCounts
+
+	probes    []modelProbe // HalfOpen: the probes in flight
+	successes int          // HalfOpen: the probes that succeeded
+	probeIDs  int
+	shadow    bool
 
 	counts  breaker.Counts
 	changes []breaker.StateChange
@@ -106,31 +218,122 @@ type refModel struct {
 // modelAdmission is the model's decision on one call.
 type modelAdmission struct {
 	admitted bool
+	shadow   bool // admitted by shadow mode: its result changes nothing
 	period   int
 	state    breaker.State // the state that admitted the call, or rejected it
+	probe    int           // the probe's id, for a half-open admission
+	start    time.Time
 }
 
 func newRefModel(name string, cfg modelConfig, now time.Time) *refModel {
-	return &refModel{name: name, modelConfig: cfg, now: now}
+	m := &refModel{name: name, modelConfig: cfg, now: now, closedAt: now, shadow: cfg.shadow}
+	if m.halfOpenProbes == 0 {
+		m.halfOpenProbes, m.halfOpenSuccesses = 1, 1
+	}
+	if m.minCalls == 0 {
+		m.minCalls = breaker.DefaultMinCalls
+		if m.countWindow > 0 {
+			m.minCalls = min(m.minCalls, m.countWindow)
+		}
+	}
+	if bo := cfg.backoff; bo != nil {
+		m.rng = rand.New(rand.NewPCG(bo.seed, bo.seed))
+	}
+	return m
 }
 
-// transition starts a new period in state to and records the change.
-func (m *refModel) transition(to breaker.State, consecutiveFailures int, forced bool) {
-	m.changes = append(m.changes, breaker.StateChange{
+// window returns the counts of the closed period's window now: the last
+// countWindow calls, or those of the time window's last buckets (a call
+// counts in the bucket it ended in, numbered from the period's start).
+func (m *refModel) window() breaker.WindowCounts {
+	if m.state != breaker.Closed {
+		return m.frozen
+	}
+	c := breaker.WindowCounts{ConsecutiveFailures: int64(m.failures)}
+	events := m.events
+	switch {
+	case m.countWindow > 0:
+		events = events[max(0, len(events)-m.countWindow):]
+	case m.timeWindow > 0:
+		width := m.timeWindow / time.Duration(m.buckets)
+		current := int64(m.now.Sub(m.closedAt) / width)
+		var in []modelEvent
+		for _, e := range events {
+			if int64(e.at.Sub(m.closedAt)/width) > current-int64(m.buckets) {
+				in = append(in, e)
+			}
+		}
+		events = in
+	default:
+		return c
+	}
+	for _, e := range events {
+		c.Calls++
+		if e.failed {
+			c.Failures++
+		}
+		if e.slow {
+			c.SlowCalls++
+		}
+	}
+	return c
+}
+
+// openDuration is WithOpenBackoff's rule for the opens-th open period.
+func (m *refModel) openDuration(opens int) time.Duration {
+	bo := m.backoff
+	if bo == nil || opens <= 1 {
+		return m.openTimeout
+	}
+	grown := min(float64(m.openTimeout)*math.Pow(bo.factor, float64(opens-1)), float64(bo.max))
+	if bo.jitter > 0 {
+		grown *= 1 - bo.jitter*m.rng.Float64()
+	}
+	return max(time.Duration(grown), m.openTimeout)
+}
+
+// transition starts a new period in state to and records the change; a
+// trip from Closed names its rule and carries the window's counts.
+func (m *refModel) transition(to breaker.State, consecutiveFailures int, forced, tripped bool) {
+	change := breaker.StateChange{
 		Name: m.name, From: m.state, To: to, At: m.now,
 		ConsecutiveFailures: consecutiveFailures, Forced: forced,
-	})
-	m.state = to
+	}
+	if m.state == breaker.Closed {
+		m.frozen = m.window()
+		m.frozen.ConsecutiveFailures = 0
+		if tripped {
+			change.TripRule = m.rule.telemetryValue()
+			if m.windowed() {
+				change.Window = m.window()
+			}
+		}
+	}
 	m.forced = forced && to == breaker.Open
-	m.failures = 0
-	m.probeTaken = false
 	m.until = time.Time{}
-	if to == breaker.Open && !m.forced {
-		m.until = m.now.Add(m.openTimeout)
-	}
-	if to == breaker.HalfOpen {
+	switch to {
+	case breaker.Open:
+		if !m.forced {
+			if m.state == breaker.HalfOpen {
+				m.opens++
+			} else {
+				m.opens = 1
+			}
+			change.OpenFor = m.openDuration(m.opens)
+			m.until = m.now.Add(change.OpenFor)
+		}
+	case breaker.HalfOpen:
 		m.halfOpenAt = m.now
+	case breaker.Closed:
+		m.closedAt = m.now
+		m.events = nil
+		m.frozen = breaker.WindowCounts{}
 	}
+	m.changes = append(m.changes, change)
+	m.state = to
+	m.failures = 0
+	m.probes = nil
+	m.successes = 0
 	m.period++
 }
 
@@ -140,7 +343,7 @@ func (m *refModel) advance(d time.Duration) {
 	target := m.now.Add(d)
 	if m.state == breaker.Open && !m.forced && !m.until.After(target) {
 		m.now = m.until
-		m.transition(breaker.HalfOpen, 0, false)
+		m.transition(breaker.HalfOpen, 0, false, false)
 	}
 	m.now = target
 }
@@ -149,21 +352,35 @@ func (m *refModel) advance(d time.Duration) {
 func (m *refModel) admit() modelAdmission {
 	switch m.state {
 	case breaker.Closed:
-		return modelAdmission{admitted: true, period: m.period, state: breaker.Closed}
+		return modelAdmission{admitted: true, period: m.period, state: breaker.Closed, start: m.now}
 	case breaker.HalfOpen:
-		if m.probeTaken && !m.now.Before(m.probeSince.Add(m.openTimeout)) {
-			// The probe in flight has outlived the open timeout: it no
-			// longer holds the breaker. A fresh half-open period (not a
-			// transition: nothing is reported) admits this call, and the
-			// late probe's result will be stale.
-			m.period++
-			m.probeTaken = false
+		if len(m.probes) == m.halfOpenProbes {
+			oldest := m.probes[0].since
+			for _, p := range m.probes {
+				if p.since.Before(oldest) {
+					oldest = p.since
+				}
+			}
+			if !m.now.Before(oldest.Add(m.openTimeout)) {
+				// The oldest probe in flight has outlived the open
+				// timeout: the probes no longer hold the breaker. A fresh
+				// half-open period (not a transition: nothing is
+				// reported) admits this call, and the late probes'
+				// results, their successes included, will be stale.
+				m.period++
+				m.probes = nil
+				m.successes = 0
+			}
 		}
-		if !m.probeTaken {
-			m.probeTaken = true
-			m.probeSince = m.now
-			return modelAdmission{admitted: true, period: m.period, state: breaker.HalfOpen}
+		if len(m.probes) < m.halfOpenProbes {
+			m.probeIDs++
+			m.probes = append(m.probes, modelProbe{id: m.probeIDs, since: m.now})
+			return modelAdmission{admitted: true, period: m.period, state: breaker.HalfOpen, probe: m.probeIDs, start: m.now}
 		}
+	}
+	if m.shadow {
+		m.counts.ShadowRejected++
+		return modelAdmission{admitted: true, shadow: true, period: m.period, state: m.state, start: m.now}
 	}
 	m.counts.Rejected++
 	return modelAdmission{period: m.period, state: m.state}
@@ -198,10 +415,29 @@ func (m *refModel) classify(k modelOutcome) modelVerdict {
 	return modelVerdictFailure // endFailure, endPanic, and the errors no predicate names
 }
 
+// trips reports whether the rule opens the breaker after a call that failed
+// or was slow left the window with counts c.
+func (m *refModel) trips(c breaker.WindowCounts, failed, slow bool) bool {
+	atLeast := func(part int64, ratio float64) bool { return float64(part) >= ratio*float64(c.Calls) }
+	switch m.rule {
+	case ruleFailureRate:
+		return failed && c.Calls >= int64(m.minCalls) && atLeast(c.Failures, m.ratio)
+	case ruleSlowCallRate:
+		return slow && c.Calls >= int64(m.minCalls) && atLeast(c.SlowCalls, m.ratio)
+	case ruleCustom:
+		return (failed || slow) && modelTripRule(c)
+	}
+	return failed && m.failures >= m.threshold
+}
+
 // finish applies the outcome of an admitted call. A call admitted in a
 // period that has ended since changes nothing: a closed-period call is
-// counted by its outcome, a half-open probe is counted as ignored.
+// counted by its outcome, a half-open probe is counted as ignored. A call
+// shadow mode let through was counted when admitted and changes nothing.
 func (m *refModel) finish(a modelAdmission, k modelOutcome) {
+	if a.shadow {
+		return
+	}
 	v := m.classify(k)
 	if a.period != m.period && a.state == breaker.HalfOpen {
 		m.counts.Ignored++
@@ -218,27 +454,46 @@ func (m *refModel) finish(a modelAdmission, k modelOutcome) {
 	if a.period != m.period {
 		return
 	}
+	slow := m.slowDuration > 0 && m.now.Sub(a.start) > m.slowDuration && v != modelVerdictIgnored
 	switch m.state {
 	case breaker.Closed:
-		switch v {
-		case modelVerdictSuccess:
-			m.failures = 0
-		case modelVerdictFailure:
+		if v == modelVerdictIgnored {
+			return
+		}
+		failed := v == modelVerdictFailure
+		if failed {
 			m.failures++
-			if m.failures >= m.threshold {
-				m.transition(breaker.Open, m.failures, false)
-			}
+		} else {
+			m.failures = 0
+		}
+		if m.windowed() {
+			m.events = append(m.events, modelEvent{at: m.now, failed: failed, slow: slow})
+		}
+		if m.trips(m.window(), failed, slow) {
+			m.transition(breaker.Open, m.failures, false, true)
 		}
 	case breaker.HalfOpen:
+		if v == modelVerdictSuccess && slow && m.rule == ruleSlowCallRate {
+			v = modelVerdictFailure // under the slow-call rule a slow probe fails
+		}
 		switch v {
 		case modelVerdictSuccess:
-			m.transition(breaker.Closed, 0, false)
+			m.successes++
+			if m.successes >= m.halfOpenSuccesses {
+				m.transition(breaker.Closed, 0, false, false)
+				return
+			}
+			m.dropProbe(a.probe)
 		case modelVerdictFailure:
-			m.transition(breaker.Open, 1, false)
+			m.transition(breaker.Open, 1, false, false)
 		case modelVerdictIgnored:
-			m.probeTaken = false
+			m.dropProbe(a.probe)
 		}
 	}
+}
+
+func (m *refModel) dropProbe(id int) {
+	m.probes = slices.DeleteFunc(m.probes, func(p modelProbe) bool { return p.id == id })
 }
 
 // doneAtEntry is a call whose context was done before it reached the
@@ -249,19 +504,21 @@ func (m *refModel) forceOpen() {
 	if m.state == breaker.Open && m.forced {
 		return
 	}
-	m.transition(breaker.Open, 0, true)
+	m.transition(breaker.Open, 0, true, false)
 }
 
 // reset starts a fresh closed period from every state. Closed -> Closed
 // reports no change, but the calls admitted before it still count for
-// nothing after it.
+// nothing after it, and the window starts empty.
 func (m *refModel) reset() {
 	if m.state == breaker.Closed {
 		m.failures = 0
 		m.period++
+		m.closedAt = m.now
+		m.events = nil
 		return
 	}
-	m.transition(breaker.Closed, 0, true)
+	m.transition(breaker.Closed, 0, true, false)
 }
 
 // rejection is what an *OpenError from a rejection in state s must say.
@@ -324,21 +581,11 @@ func newModelHarness(t rapid.TB, cfg modelConfig) *modelHarness {
 	now := time.Now()
 	h := &modelHarness{t: t, born: now}
 	h.m = newRefModel("model", cfg, now)
-	opts := []breaker.Option{
-		breaker.WithFailureThreshold(cfg.threshold),
-		breaker.WithOpenTimeout(cfg.openTimeout),
-		breaker.WithStateChangeListener(func(c breaker.StateChange) {
-			h.mu.Lock()
-			defer h.mu.Unlock()
-			h.changes = append(h.changes, c)
-		}),
-	}
-	if cfg.withIsFailure {
-		opts = append(opts, breaker.WithIsFailure(func(err error) bool { return !errors.Is(err, errModelNotFound) }))
-	}
-	if cfg.withIsIgnored {
-		opts = append(opts, breaker.WithIsIgnored(func(err error) bool { return errors.Is(err, errModelIgnored) }))
-	}
+	opts := append(cfg.options(), breaker.WithStateChangeListener(func(c breaker.StateChange) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.changes = append(h.changes, c)
+	}))
 	h.b = breaker.New("model", opts...)
 	return h
 }
@@ -530,9 +777,14 @@ func (h *modelHarness) callNil() {
 // the model decides as if they came one after another: all admitted while
 // Closed; exactly one (the probe) admitted when the breaker is HalfOpen with
 // no probe in flight (or only a stale one); none otherwise. Admitted calls
-// stay in flight.
+// stay in flight. In shadow mode every call is admitted, but in HalfOpen the
+// probes and the calls shadow mode lets through cannot be told apart from
+// outside, and they end differently: no burst is made then.
 func (h *modelHarness) burst(n int, policyMask uint64) {
 	h.t.Helper()
+	if h.m.shadow && h.m.state == breaker.HalfOpen {
+		return
+	}
 	gate := make(chan struct{})
 	calls := make([]*modelCall, n)
 	for i := range calls {
@@ -588,16 +840,30 @@ func (h *modelHarness) advance(d time.Duration) {
 
 // advanceKind picks how far to move the clock: 0 a random bit (frac/255 of
 // the open timeout), 1 exactly to the end of the open period (or of the
-// probe's hold on the breaker), 2 one nanosecond short of it, 3 one
-// nanosecond past it, 4 a whole open timeout.
+// oldest probe's hold on the breaker), 2 one nanosecond short of it, 3 one
+// nanosecond past it, 4 a whole open timeout; with a time window, 5 exactly
+// to the end of the current bucket, 6 one nanosecond short of it, 7 a
+// random bit (frac/255) of the whole window.
 func (h *modelHarness) advanceKind(kind int, frac uint8) {
 	h.t.Helper()
 	remaining := h.m.openTimeout
 	switch {
 	case h.m.state == breaker.Open && !h.m.forced:
 		remaining = h.m.until.Sub(h.m.now)
-	case h.m.state == breaker.HalfOpen && h.m.probeTaken:
-		remaining = h.m.probeSince.Add(h.m.openTimeout).Sub(h.m.now)
+	case h.m.state == breaker.HalfOpen && len(h.m.probes) > 0:
+		oldest := h.m.probes[0].since
+		for _, p := range h.m.probes {
+			if p.since.Before(oldest) {
+				oldest = p.since
+			}
+		}
+		remaining = oldest.Add(h.m.openTimeout).Sub(h.m.now)
+	}
+	var toBucketEnd, window time.Duration
+	if h.m.timeWindow > 0 && h.m.state == breaker.Closed {
+		width := h.m.timeWindow / time.Duration(h.m.buckets)
+		toBucketEnd = width - h.m.now.Sub(h.m.closedAt)%width
+		window = h.m.timeWindow
 	}
 	var d time.Duration
 	switch kind {
@@ -609,10 +875,41 @@ func (h *modelHarness) advanceKind(kind int, frac uint8) {
 		d = remaining - 1
 	case 3:
 		d = remaining + 1
+	case 5:
+		d = toBucketEnd
+	case 6:
+		d = toBucketEnd - 1
+	case 7:
+		d = window / 255 * time.Duration(frac)
 	default:
 		d = h.m.openTimeout
 	}
 	h.advance(max(d, 0))
+}
+
+// slowCall makes a call that takes the slow-call duration, a nanosecond
+// less or a nanosecond more (by), and ends with k: the clock moves while it
+// is in flight.
+func (h *modelHarness) slowCall(k modelOutcome, by int, viaPolicy bool) {
+	h.t.Helper()
+	h.start(viaPolicy)
+	n := len(h.inflight)
+	if n == 0 || h.inflight[n-1].id != h.calls {
+		return // rejected
+	}
+	d := h.m.slowDuration
+	if d == 0 {
+		d = h.m.openTimeout / 4
+	}
+	h.advance(d + time.Duration(by))
+	h.finish(n-1, k)
+}
+
+// setShadow switches shadow mode.
+func (h *modelHarness) setShadow(on bool) {
+	h.m.shadow = on
+	h.b.SetShadowMode(on)
+	require.Equal(h.t, on, h.b.ShadowMode(), "ShadowMode()")
 }
 
 func (h *modelHarness) readState() {
@@ -646,6 +943,7 @@ func (h *modelHarness) check() {
 		require.Equal(h.t, want, got[i], "change %d", i)
 	}
 	require.Equal(h.t, h.m.state, h.b.State(), "State()")
+	require.Equal(h.t, h.m.window(), h.b.Window(), "Window()")
 }
 
 // releaseAll lets every call still in flight end, so that no goroutine
@@ -660,7 +958,7 @@ func (h *modelHarness) releaseAll() {
 }
 
 func (h *modelHarness) String() string {
-	return fmt.Sprintf("threshold=%d openTimeout=%v state=%v inflight=%d", h.m.threshold, h.m.openTimeout, h.m.state, len(h.inflight))
+	return fmt.Sprintf("config=%+v state=%v inflight=%d", h.m.modelConfig, h.m.state, len(h.inflight))
 }
 
 // ---------------------------------------------------------------------------
@@ -679,12 +977,7 @@ func TestBreaker_MatchesReferenceModel(t *testing.T) {
 		// One bubble per program: its clock starts afresh, and it ends
 		// only once every goroutine the program started has.
 		rapid.SyncTest(t, func(t *rapid.T) {
-			h := newModelHarness(t, modelConfig{
-				threshold:     rapid.IntRange(1, 5).Draw(t, "threshold"),
-				openTimeout:   time.Duration(rapid.Int64Range(1, int64(time.Hour)).Draw(t, "openTimeout")),
-				withIsFailure: rapid.Bool().Draw(t, "withIsFailure"),
-				withIsIgnored: rapid.Bool().Draw(t, "withIsIgnored"),
-			})
+			h := newModelHarness(t, drawModelConfig(t))
 			defer h.releaseAll()
 
 			outcomes := rapid.SampledFrom([]modelOutcome{endSuccess, endFailure, endCanceled, endPanic, endNotCounted, endIgnored})
@@ -716,9 +1009,16 @@ func TestBreaker_MatchesReferenceModel(t *testing.T) {
 					h.burst(n, rapid.Uint64().Draw(t, "viaPolicyMask"))
 				},
 				"advance": func(t *rapid.T) {
-					h.advanceKind(rapid.IntRange(0, 4).Draw(t, "kind"), rapid.Uint8().Draw(t, "frac"))
+					h.advanceKind(rapid.IntRange(0, 7).Draw(t, "kind"), rapid.Uint8().Draw(t, "frac"))
 				},
-				"state": func(*rapid.T) { h.readState() },
+				"slowCall": func(t *rapid.T) {
+					if len(h.inflight) >= modelMaxInFlight {
+						t.Skip("enough calls in flight")
+					}
+					h.slowCall(outcomes.Draw(t, "outcome"), rapid.IntRange(-1, 1).Draw(t, "by"), rapid.Bool().Draw(t, "viaPolicy"))
+				},
+				"shadow": func(t *rapid.T) { h.setShadow(rapid.Bool().Draw(t, "on")) },
+				"state":  func(*rapid.T) { h.readState() },
 				"operator": func(t *rapid.T) {
 					if rapid.Bool().Draw(t, "forceOpen") {
 						h.forceOpen()
@@ -730,6 +1030,55 @@ func TestBreaker_MatchesReferenceModel(t *testing.T) {
 			})
 		})
 	})
+}
+
+// drawModelConfig draws a breaker's settings: every trip rule, a count
+// window, a time window or none, slow calls, several probes, a growing open
+// period, shadow mode, each with its defaults or not.
+func drawModelConfig(t *rapid.T) modelConfig {
+	cfg := modelConfig{
+		threshold:     rapid.IntRange(1, 5).Draw(t, "threshold"),
+		openTimeout:   time.Duration(rapid.Int64Range(1, int64(time.Hour)).Draw(t, "openTimeout")),
+		withIsFailure: rapid.Bool().Draw(t, "withIsFailure"),
+		withIsIgnored: rapid.Bool().Draw(t, "withIsIgnored"),
+		rule:          rapid.SampledFrom([]modelRule{ruleConsecutive, ruleFailureRate, ruleSlowCallRate, ruleCustom}).Draw(t, "rule"),
+		shadow:        rapid.IntRange(0, 3).Draw(t, "shadow") == 0,
+	}
+	window := rapid.IntRange(0, 2).Draw(t, "window") // none, count, time
+	if cfg.rule != ruleConsecutive && window == 0 {
+		window = 1 + rapid.IntRange(0, 1).Draw(t, "windowKind")
+	}
+	switch window {
+	case 1:
+		cfg.countWindow = rapid.IntRange(1, 8).Draw(t, "countWindow")
+	case 2:
+		cfg.buckets = rapid.IntRange(1, 5).Draw(t, "buckets")
+		cfg.timeWindow = time.Duration(cfg.buckets) * time.Duration(rapid.Int64Range(int64(time.Millisecond), int64(time.Minute)).Draw(t, "bucketWidth"))
+	}
+	if cfg.rule == ruleFailureRate || cfg.rule == ruleSlowCallRate {
+		cfg.ratio = rapid.SampledFrom([]float64{0.2, 0.25, 1.0 / 3, 0.5, 2.0 / 3, 0.75, 1}).Draw(t, "ratio")
+		maxMin := 6
+		if cfg.countWindow > 0 {
+			maxMin = cfg.countWindow
+		}
+		cfg.minCalls = rapid.IntRange(1, maxMin).Draw(t, "minCalls")
+	}
+	if cfg.rule == ruleSlowCallRate || window > 0 && rapid.Bool().Draw(t, "withSlowCalls") {
+		cfg.slowDuration = time.Duration(rapid.Int64Range(1, int64(cfg.openTimeout)).Draw(t, "slowDuration"))
+	}
+	if rapid.Bool().Draw(t, "withHalfOpen") {
+		cfg.halfOpenProbes = rapid.IntRange(1, 3).Draw(t, "halfOpenProbes")
+		cfg.halfOpenSuccesses = rapid.IntRange(1, cfg.halfOpenProbes).Draw(t, "halfOpenSuccesses")
+	}
+	if rapid.Bool().Draw(t, "withBackoff") {
+		cfg.backoff = &modelBackoff{
+			factor: rapid.SampledFrom([]float64{1, 1.5, 2, 3}).Draw(t, "factor"),
+			max:    cfg.openTimeout * time.Duration(rapid.IntRange(1, 8).Draw(t, "maxTimes")),
+			jitter: rapid.SampledFrom([]float64{0, 0.25, 0.5, 0.9}).Draw(t, "jitter"),
+			seed:   rapid.Uint64().Draw(t, "seed"),
+		}
+	}
+	return cfg
 }
 
 // TestBreaker_ReferenceModelScenarios pins scenarios the random programs

@@ -20,7 +20,8 @@ import (
 // same keys: levee.policy.name, levee.circuit_breaker.from and
 // levee.circuit_breaker.to (spelled "closed", "open", "half_open"),
 // levee.circuit_breaker.consecutive_failures and
-// levee.circuit_breaker.forced.
+// levee.circuit_breaker.forced, and on a trip
+// levee.circuit_breaker.trip_rule.
 //
 // A nil logger logs to slog.Default() as it is when each change happens, so
 // a program may set its default logger after building its breakers. The
@@ -43,12 +44,16 @@ func LogStateChanges(logger *slog.Logger) func(StateChange) {
 		if !l.Enabled(ctx, level) {
 			return
 		}
-		l.LogAttrs(ctx, level, msg,
+		attrs := []slog.Attr{
 			slog.String(string(telemetry.KeyPolicyName), c.Name),
 			slog.String(string(telemetry.KeyBreakerFrom), c.From.telemetryValue()),
 			slog.String(string(telemetry.KeyBreakerTo), c.To.telemetryValue()),
 			slog.Int(string(telemetry.KeyBreakerConsecutiveFailures), c.ConsecutiveFailures),
 			slog.Bool(string(telemetry.KeyBreakerForced), c.Forced),
-		)
+		}
+		if c.TripRule != "" {
+			attrs = append(attrs, slog.String(string(telemetry.KeyBreakerTripRule), c.TripRule))
+		}
+		l.LogAttrs(ctx, level, msg, attrs...)
 	}
 }

@@ -56,7 +56,7 @@ func TestLogStateChanges_LogsEachTransitionAtItsLevelWithTelemetryAttributes(t *
 		synctest.Wait()                     // the listener runs on the breaker's delivery goroutine
 
 		want := []map[string]any{
-			{"level": "ERROR", "msg": "levee: circuit breaker opened", "from": "closed", "to": "open", "failures": 2.0, "forced": false},
+			{"level": "ERROR", "msg": "levee: circuit breaker opened", "from": "closed", "to": "open", "failures": 2.0, "forced": false, "rule": "consecutive_failures"},
 			{"level": "WARN", "msg": "levee: circuit breaker half-open", "from": "open", "to": "half_open", "failures": 0.0, "forced": false},
 			{"level": "INFO", "msg": "levee: circuit breaker closed", "from": "half_open", "to": "closed", "failures": 0.0, "forced": false},
 			{"level": "ERROR", "msg": "levee: circuit breaker opened", "from": "closed", "to": "open", "failures": 0.0, "forced": true},
@@ -72,6 +72,7 @@ func TestLogStateChanges_LogsEachTransitionAtItsLevelWithTelemetryAttributes(t *
 			assert.Equal(t, w["to"], rec[string(telemetry.KeyBreakerTo)], "record %d", i)
 			assert.Equal(t, w["failures"], rec[string(telemetry.KeyBreakerConsecutiveFailures)], "record %d", i)
 			assert.Equal(t, w["forced"], rec[string(telemetry.KeyBreakerForced)], "record %d", i)
+			assert.Equal(t, w["rule"], rec[string(telemetry.KeyBreakerTripRule)], "record %d: only a trip names its rule", i)
 		}
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"sync"
 	"sync/atomic"
+	"time"
 	"weak"
 
 	"go.opentelemetry.io/otel"
@@ -31,15 +32,42 @@ type instruments struct {
 	meterProvider  metric.MeterProvider
 
 	// rejectedOpts are the options of the levee.circuit_breaker.rejected
-	// event, by state, built the first time a recording span sees a
-	// rejection: most breakers never need them.
-	rejectedOpts atomic.Pointer[[len(allStates)][]trace.EventOption]
+	// event, by shadow mode and state, built the first time a recording
+	// span sees a rejection: most breakers never need them.
+	rejectedOpts atomic.Pointer[[2][len(allStates)][]trace.EventOption]
+
+	// callDuration is the levee.circuit_breaker.call.duration histogram of
+	// a breaker made WithCallDurationHistogram, nil otherwise.
+	callDuration *durationHistogram
 }
 
-func newInstruments(b *Breaker, tp trace.TracerProvider, mp metric.MeterProvider) *instruments {
+// durationHistogram is the call duration histogram and its options by
+// outcome, built once.
+type durationHistogram struct {
+	histogram metric.Float64Histogram
+	opts      [numOutcomes][]metric.RecordOption
+}
+
+func newInstruments(b *Breaker, tp trace.TracerProvider, mp metric.MeterProvider, callDuration bool) *instruments {
 	mi := meterInstrumentsFor(mp)
 	mi.register(b)
-	return &instruments{name: b.name, tracer: emit.Tracer(tp), meter: mi, tracerProvider: tp, meterProvider: mp}
+	tel := &instruments{name: b.name, tracer: emit.Tracer(tp), meter: mi, tracerProvider: tp, meterProvider: mp}
+	if callDuration && mi.callDuration != nil {
+		d := &durationHistogram{histogram: mi.callDuration}
+		name := telemetry.KeyPolicyName.String(b.name)
+		for o, value := range outcomeValues {
+			d.opts[o] = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(name, telemetry.KeyOutcome.String(value)))}
+		}
+		tel.callDuration = d
+	}
+	return tel
+}
+
+// recordDuration records how long a call that ran took. A fault of the
+// meter's is reported to otel.Handle and never reaches the call.
+func (tel *instruments) recordDuration(ctx context.Context, o outcome, d time.Duration) {
+	h := tel.callDuration
+	emit.Guard("circuit breaker telemetry", func() { h.histogram.Record(ctx, d.Seconds(), h.opts[o]...) })
 }
 
 // meterInstruments are the breaker instruments of one MeterProvider, and the
@@ -47,9 +75,12 @@ func newInstruments(b *Breaker, tp trace.TracerProvider, mp metric.MeterProvider
 // breaker is, observes them all. It holds the breakers weakly: a breaker
 // nobody else references is garbage, and stops being reported.
 type meterInstruments struct {
-	transitions metric.Int64Counter
-	stateGauge  metric.Int64ObservableUpDownCounter
-	calls       metric.Int64ObservableCounter
+	transitions  metric.Int64Counter
+	stateGauge   metric.Int64ObservableUpDownCounter
+	calls        metric.Int64ObservableCounter
+	failureRate  metric.Float64ObservableGauge
+	slowCallRate metric.Float64ObservableGauge
+	callDuration metric.Float64Histogram
 
 	mu       sync.Mutex
 	breakers []weak.Pointer[Breaker]
@@ -71,12 +102,30 @@ func newMeterInstruments(mp metric.MeterProvider) *meterInstruments {
 		metric.WithUnit(telemetry.UnitCall),
 		metric.WithDescription("Calls seen by circuit breakers, by outcome."))
 	emit.Handle(err)
-	if mi.stateGauge != nil && mi.calls != nil {
-		_, err = meter.RegisterCallback(mi.observe, mi.stateGauge, mi.calls)
+	mi.failureRate, err = meter.Float64ObservableGauge(telemetry.MetricBreakerFailureRate,
+		metric.WithUnit(telemetry.UnitRatio),
+		metric.WithDescription("Share of failed calls in the window of circuit breakers that have one."))
+	emit.Handle(err)
+	mi.slowCallRate, err = meter.Float64ObservableGauge(telemetry.MetricBreakerSlowCallRate,
+		metric.WithUnit(telemetry.UnitRatio),
+		metric.WithDescription("Share of slow calls in the window of circuit breakers that time their calls."))
+	emit.Handle(err)
+	mi.callDuration, err = meter.Float64Histogram(telemetry.MetricBreakerCallDuration,
+		metric.WithUnit(telemetry.UnitSecond),
+		metric.WithDescription("Duration of the calls circuit breakers ran, by outcome."),
+		metric.WithExplicitBucketBoundaries(callDurationBuckets...))
+	emit.Handle(err)
+	if mi.stateGauge != nil && mi.calls != nil && mi.failureRate != nil && mi.slowCallRate != nil {
+		_, err = meter.RegisterCallback(mi.observe, mi.stateGauge, mi.calls, mi.failureRate, mi.slowCallRate)
 		emit.Handle(err)
 	}
 	return mi
 }
+
+// callDurationBuckets are the semantic conventions' advice for the
+// boundaries of a request duration (http.client.request.duration), in
+// seconds.
+var callDurationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
 
 func (mi *meterInstruments) register(b *Breaker) {
 	mi.mu.Lock()
@@ -90,6 +139,8 @@ var outcomeValues = [numOutcomes]string{
 	outcomeFailure:  telemetry.OutcomeFailure,
 	outcomeRejected: telemetry.OutcomeRejected,
 	outcomeIgnored:  telemetry.OutcomeIgnored,
+
+	outcomeShadowRejected: telemetry.OutcomeShadowRejected,
 }
 
 // observe reports, for every breaker of the provider, its state (1 for the
@@ -113,8 +164,19 @@ func (mi *meterInstruments) observe(_ context.Context, o metric.Observer) error 
 			o.ObserveInt64(mi.stateGauge, v, opts...)
 		}
 		for out, value := range outcomeValues {
+			if outcome(out) == outcomeShadowRejected && !b.shadowSeen.Load() {
+				continue // reported once shadow mode has been on
+			}
 			opts[0] = metric.WithAttributeSet(attribute.NewSet(name, telemetry.KeyOutcome.String(value)))
 			o.ObserveInt64(mi.calls, b.counts.load(outcome(out)), opts...)
+		}
+		if b.rules.windowed() {
+			c := b.Window()
+			opts[0] = metric.WithAttributeSet(attribute.NewSet(name))
+			o.ObserveFloat64(mi.failureRate, c.FailureRate(), opts...)
+			if b.rules.slowCallDuration > 0 {
+				o.ObserveFloat64(mi.slowCallRate, c.SlowCallRate(), opts...)
+			}
 		}
 	}
 	return nil
@@ -197,24 +259,32 @@ func meterInstrumentsFor(mp metric.MeterProvider) *meterInstruments {
 
 // rejected reports a rejection as an event on the caller's span, when it is
 // recording. The count itself lives in the breaker's atomics.
-func (tel *instruments) rejected(ctx context.Context, s State) {
+// A rejection that shadow mode let through is reported all the same, with
+// levee.circuit_breaker.shadow = true.
+func (tel *instruments) rejected(ctx context.Context, s State, shadow bool) {
 	span := trace.SpanFromContext(ctx)
 	if !span.IsRecording() {
 		return
 	}
 	opts := tel.rejectedOpts.Load()
 	if opts == nil {
-		opts = new([len(allStates)][]trace.EventOption)
+		opts = new([2][len(allStates)][]trace.EventOption)
 		for _, state := range allStates {
-			opts[state] = []trace.EventOption{trace.WithAttributes(
+			attrs := []attribute.KeyValue{
 				telemetry.KeyPolicyName.String(tel.name),
 				telemetry.KeyBreakerState.String(state.telemetryValue()),
 				telemetry.KeyErrorType.String(telemetry.ErrorTypeCircuitOpen),
-			)}
+			}
+			opts[0][state] = []trace.EventOption{trace.WithAttributes(attrs...)}
+			opts[1][state] = []trace.EventOption{trace.WithAttributes(append(attrs, telemetry.KeyBreakerShadow.Bool(true))...)}
 		}
 		tel.rejectedOpts.Store(opts)
 	}
-	emit.Guard("circuit breaker telemetry", func() { span.AddEvent(telemetry.EventBreakerRejected, opts[s]...) })
+	i := 0
+	if shadow {
+		i = 1
+	}
+	emit.Guard("circuit breaker telemetry", func() { span.AddEvent(telemetry.EventBreakerRejected, opts[i][s]...) })
 }
 
 // transitioned reports a state change: the transitions counter, an INTERNAL
@@ -223,22 +293,36 @@ func (tel *instruments) rejected(ctx context.Context, s State) {
 // a root span linked to the span of the call that opened the breaker. A
 // fault in the telemetry (an exporter that panics) is reported to
 // otel.Handle and never reaches the caller.
-func (tel *instruments) transitioned(ctx context.Context, c StateChange, openedBy trace.SpanContext) {
+//
+// A trip (closed -> open, by a rule) carries the rule that fired
+// (levee.circuit_breaker.trip_rule, on the counter too) and, for a breaker
+// with a window, the window's counts.
+func (tel *instruments) transitioned(ctx context.Context, c StateChange, openedBy *trace.SpanContext, windowed bool) {
 	emit.Guard("circuit breaker telemetry", func() {
 		name := telemetry.KeyPolicyName.String(tel.name)
 		from := telemetry.KeyBreakerFrom.String(c.From.telemetryValue())
 		to := telemetry.KeyBreakerTo.String(c.To.telemetryValue())
-		if transitions := tel.meter.transitions; transitions != nil {
-			transitions.Add(ctx, 1, metric.WithAttributeSet(attribute.NewSet(name, from, to)))
+		metricAttrs := []attribute.KeyValue{name, from, to}
+		if c.TripRule != "" {
+			metricAttrs = append(metricAttrs, telemetry.KeyBreakerTripRule.String(c.TripRule))
 		}
-		attrs := []attribute.KeyValue{
-			name, from, to,
+		if transitions := tel.meter.transitions; transitions != nil {
+			transitions.Add(ctx, 1, metric.WithAttributeSet(attribute.NewSet(metricAttrs...)))
+		}
+		attrs := append(metricAttrs,
 			telemetry.KeyBreakerConsecutiveFailures.Int(c.ConsecutiveFailures),
 			telemetry.KeyBreakerForced.Bool(c.Forced),
+		)
+		if c.TripRule != "" && windowed {
+			attrs = append(attrs,
+				telemetry.KeyBreakerWindowCalls.Int64(c.Window.Calls),
+				telemetry.KeyBreakerWindowFailures.Int64(c.Window.Failures),
+				telemetry.KeyBreakerWindowSlowCalls.Int64(c.Window.SlowCalls),
+			)
 		}
 		opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(attrs...)}
-		if !trace.SpanContextFromContext(ctx).IsValid() && openedBy.IsValid() {
-			opts = append(opts, trace.WithLinks(trace.Link{SpanContext: openedBy}))
+		if !trace.SpanContextFromContext(ctx).IsValid() && openedBy != nil {
+			opts = append(opts, trace.WithLinks(trace.Link{SpanContext: *openedBy}))
 		}
 		_, span := tel.tracer.Start(ctx, telemetry.SpanBreakerTransition, opts...)
 		span.End()

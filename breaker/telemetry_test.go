@@ -113,15 +113,21 @@ func telAssertState(t *testing.T, h *telemetrytest.Harness, name, current string
 	telAssertSum(t, h, telemetry.MetricBreakerState, telemetry.UnitState, false, telStatePoints(name, current)...)
 }
 
-// telTransitionAttrs is the attribute set of a transition's span and event.
+// telTransitionAttrs is the attribute set of a transition's span and event,
+// for a breaker with the default rule and no window: a trip (closed -> open,
+// not forced) names the consecutive-failures rule.
 func telTransitionAttrs(name, from, to string, failures int, forced bool) []attribute.KeyValue {
-	return []attribute.KeyValue{
+	attrs := []attribute.KeyValue{
 		telemetry.KeyPolicyName.String(name),
 		telemetry.KeyBreakerFrom.String(from),
 		telemetry.KeyBreakerTo.String(to),
 		telemetry.KeyBreakerConsecutiveFailures.Int(failures),
 		telemetry.KeyBreakerForced.Bool(forced),
 	}
+	if from == telemetry.StateClosed && to == telemetry.StateOpen && !forced {
+		attrs = append(attrs, telemetry.KeyBreakerTripRule.String(telemetry.TripRuleConsecutiveFailures))
+	}
+	return attrs
 }
 
 // telTransitionSpans returns the ended transition spans from one state to
@@ -246,12 +252,17 @@ func TestTelemetry_TransitionsMetric_ByFromAndTo(t *testing.T) {
 		b.Reset(ctx)                                         // open -> closed
 		b.Reset(ctx)                                         // closed -> closed: a fresh period, no transition
 
+		// A trip carries its rule on the counter too; ForceOpen's
+		// closed -> open is no trip, and counts in a series of its own.
 		name := telemetry.KeyPolicyName.String("inventory")
 		edge := func(v int64, from, to string) metricdata.DataPoint[int64] {
 			return telPoint(v, name, telemetry.KeyBreakerFrom.String(from), telemetry.KeyBreakerTo.String(to))
 		}
+		trip := telPoint(1, name, telemetry.KeyBreakerFrom.String("closed"), telemetry.KeyBreakerTo.String("open"),
+			telemetry.KeyBreakerTripRule.String("consecutive_failures"))
 		telAssertSum(t, h, telemetry.MetricBreakerTransitions, "{transition}", true,
-			edge(2, "closed", "open"),
+			trip,
+			edge(1, "closed", "open"),
 			edge(2, "open", "half_open"),
 			edge(1, "half_open", "open"),
 			edge(1, "half_open", "closed"),
