@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"slices"
 	"sync"
@@ -744,6 +745,39 @@ func TestNew_PanicsOnInvalidSettingsNamingThem(t *testing.T) {
 		{"nil option", "dep", []breaker.Option{breaker.WithFailureThreshold(2), nil}, []string{"option 1 is nil"}},
 		{"empty name", "", nil, []string{"name must not be empty"}},
 		{"every problem at once", "dep", []breaker.Option{breaker.WithFailureThreshold(0), breaker.WithOpenTimeout(0)}, []string{"WithFailureThreshold", "WithOpenTimeout"}},
+
+		// Issue 12's options.
+		{"zero failure rate", "dep", []breaker.Option{breaker.WithCountWindow(10), breaker.WithFailureRate(0)}, []string{"WithFailureRate", "(0, 1]", "got 0"}},
+		{"failure rate above 1", "dep", []breaker.Option{breaker.WithCountWindow(10), breaker.WithFailureRate(1.5)}, []string{"WithFailureRate", "got 1.5"}},
+		{"negative failure rate", "dep", []breaker.Option{breaker.WithCountWindow(10), breaker.WithFailureRate(-0.1)}, []string{"WithFailureRate", "got -0.1"}},
+		{"NaN failure rate", "dep", []breaker.Option{breaker.WithCountWindow(10), breaker.WithFailureRate(math.NaN())}, []string{"WithFailureRate", "got NaN"}},
+		{"zero slow-call rate", "dep", []breaker.Option{breaker.WithCountWindow(10), breaker.WithSlowCallDuration(time.Second), breaker.WithSlowCallRate(0)}, []string{"WithSlowCallRate", "(0, 1]"}},
+		{"slow-call rate above 1", "dep", []breaker.Option{breaker.WithCountWindow(10), breaker.WithSlowCallDuration(time.Second), breaker.WithSlowCallRate(2)}, []string{"WithSlowCallRate", "got 2"}},
+		{"count window of zero", "dep", []breaker.Option{breaker.WithCountWindow(0)}, []string{"WithCountWindow", "got 0"}},
+		{"time window of zero", "dep", []breaker.Option{breaker.WithTimeWindow(0, 10)}, []string{"WithTimeWindow", "positive", "got 0s"}},
+		{"time window of no bucket", "dep", []breaker.Option{breaker.WithTimeWindow(time.Minute, 0)}, []string{"WithTimeWindow", "buckets", "got 0"}},
+		{"time window of too many buckets", "dep", []breaker.Option{breaker.WithTimeWindow(time.Hour, 1025)}, []string{"WithTimeWindow", "1024", "got 1025"}},
+		{"time window of buckets too short", "dep", []breaker.Option{breaker.WithTimeWindow(5*time.Millisecond, 10)}, []string{"WithTimeWindow", "500µs", "1ms"}},
+		{"minimum calls below 1", "dep", []breaker.Option{breaker.WithCountWindow(10), breaker.WithFailureRate(0.5), breaker.WithMinCalls(0)}, []string{"WithMinCalls", "got 0"}},
+		{"minimum calls above the count window", "dep", []breaker.Option{breaker.WithCountWindow(10), breaker.WithFailureRate(0.5), breaker.WithMinCalls(11)}, []string{"WithMinCalls(11)", "WithCountWindow(10)"}},
+		{"minimum calls without a rate rule", "dep", []breaker.Option{breaker.WithCountWindow(10), breaker.WithMinCalls(5)}, []string{"WithMinCalls", "WithFailureRate"}},
+		{"nil trip rule", "dep", []breaker.Option{breaker.WithCountWindow(10), breaker.WithTripRule(nil)}, []string{"WithTripRule", "must not be nil"}},
+		{"zero slow-call duration", "dep", []breaker.Option{breaker.WithCountWindow(10), breaker.WithSlowCallDuration(0)}, []string{"WithSlowCallDuration", "got 0s"}},
+		{"no probe", "dep", []breaker.Option{breaker.WithHalfOpen(0, 1)}, []string{"WithHalfOpen", "probes", "got 0"}},
+		{"no success", "dep", []breaker.Option{breaker.WithHalfOpen(2, 0)}, []string{"WithHalfOpen", "successes", "got 0"}},
+		{"successes above probes", "dep", []breaker.Option{breaker.WithHalfOpen(2, 3)}, []string{"WithHalfOpen", "successes (3) above probes (2)"}},
+		{"backoff shrinking", "dep", []breaker.Option{breaker.WithOpenBackoff(0.5, time.Hour, 0)}, []string{"WithOpenBackoff", "factor", "got 0.5"}},
+		{"backoff of no max", "dep", []breaker.Option{breaker.WithOpenBackoff(2, 0, 0)}, []string{"WithOpenBackoff", "max", "got 0s"}},
+		{"backoff max below the open timeout", "dep", []breaker.Option{breaker.WithOpenBackoff(2, time.Second, 0)}, []string{"WithOpenBackoff", "max (1s) below the open timeout (30s)"}},
+		{"backoff of a whole jitter", "dep", []breaker.Option{breaker.WithOpenBackoff(2, time.Hour, 1)}, []string{"WithOpenBackoff", "jitter", "[0, 1)", "got 1"}},
+		{"jitter seed without backoff", "dep", []breaker.Option{breaker.WithJitterSeed(7)}, []string{"WithJitterSeed", "WithOpenBackoff"}},
+		{"two trip rules", "dep", []breaker.Option{breaker.WithFailureThreshold(5), breaker.WithCountWindow(10), breaker.WithFailureRate(0.5)}, []string{"two trip rules", "WithFailureThreshold and WithFailureRate"}},
+		{"a rate and a custom rule", "dep", []breaker.Option{breaker.WithCountWindow(10), breaker.WithTripRule(func(breaker.WindowCounts) bool { return false }), breaker.WithFailureRate(0.5)}, []string{"two trip rules", "WithTripRule and WithFailureRate"}},
+		{"two windows", "dep", []breaker.Option{breaker.WithTimeWindow(time.Minute, 6), breaker.WithCountWindow(10)}, []string{"two windows", "WithTimeWindow and WithCountWindow"}},
+		{"failure rate without a window", "dep", []breaker.Option{breaker.WithFailureRate(0.5)}, []string{"WithFailureRate needs a window", "WithCountWindow or WithTimeWindow"}},
+		{"trip rule without a window", "dep", []breaker.Option{breaker.WithTripRule(func(breaker.WindowCounts) bool { return false })}, []string{"WithTripRule needs a window"}},
+		{"slow-call rate without a duration", "dep", []breaker.Option{breaker.WithCountWindow(10), breaker.WithSlowCallRate(0.5)}, []string{"WithSlowCallRate needs WithSlowCallDuration"}},
+		{"slow-call duration without a window", "dep", []breaker.Option{breaker.WithSlowCallDuration(time.Second)}, []string{"WithSlowCallDuration needs a window"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -752,6 +786,21 @@ func TestNew_PanicsOnInvalidSettingsNamingThem(t *testing.T) {
 			for _, want := range tt.wantNames {
 				assert.Contains(t, msg, want)
 			}
+		})
+	}
+}
+
+func TestNew_AcceptsEveryRuleWithItsSettings(t *testing.T) {
+	for name, opts := range map[string][]breaker.Option{
+		"consecutive, measured": {breaker.WithFailureThreshold(5), breaker.WithCountWindow(1)},
+		"failure rate":          {breaker.WithTimeWindow(time.Millisecond, 1), breaker.WithFailureRate(1), breaker.WithMinCalls(1)},
+		"slow-call rate":        {breaker.WithCountWindow(1), breaker.WithSlowCallDuration(1), breaker.WithSlowCallRate(0.01), breaker.WithMinCalls(1)},
+		"custom":                {breaker.WithTimeWindow(time.Hour, 1024), breaker.WithTripRule(func(breaker.WindowCounts) bool { return true })},
+		"half-open and backoff": {breaker.WithHalfOpen(3, 3), breaker.WithOpenTimeout(time.Second), breaker.WithOpenBackoff(1, time.Second, 0), breaker.WithJitterSeed(0)},
+		"shadow and histogram":  {breaker.WithShadowMode(), breaker.WithCallDurationHistogram()},
+	} {
+		t.Run(name, func(t *testing.T) {
+			assert.NotPanics(t, func() { breaker.New("dep", opts...) })
 		})
 	}
 }

@@ -213,3 +213,21 @@ func TestGC_HeapPerBreakerIsAtMostOneKiB(t *testing.T) {
 	assert.LessOrEqual(t, left, 64.0, "heap left per dropped breaker once a collection has forgotten it")
 	runtime.KeepAlive(names)
 }
+
+// TestGC_ADroppedBreakerWithATickingTimeWindowIsCollected: a time window's
+// timer holds the window, not the breaker, so a breaker dropped while its
+// window's timer is pending is garbage; the timer then finds no call and
+// stops.
+func TestGC_ADroppedBreakerWithATickingTimeWindowIsCollected(t *testing.T) {
+	t.Parallel()
+	boundedSyncTest(t, bubbleBound, func(t *testing.T) {
+		dropped := func() weak.Pointer[breaker.Breaker] {
+			b := breaker.New("ticking", breaker.WithTimeWindow(time.Minute, 60), breaker.WithFailureRate(0.5))
+			require.NoError(t, b.Call(context.Background(), telSucceed)) // the window's timer is armed
+			return weak.Make(b)
+		}()
+		assert.Zero(t, gcCollect([]weak.Pointer[breaker.Breaker]{dropped}), "the pending tick keeps the breaker alive")
+		time.Sleep(time.Hour)
+		synctest.Wait()
+	})
+}

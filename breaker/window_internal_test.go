@@ -1,0 +1,83 @@
+package breaker
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The time window's timer runs only while calls arrive: a breaker with no
+// calls has no timer pending, and so no goroutine to come (issue 12: "no
+// goroutine and no timer while idle"). What the window counts is tested
+// from outside (window_test.go); whether its timer is pending can only be
+// seen from inside.
+func TestTimeWindow_TheTimerRunsOnlyWhileCallsArrive(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := New("idle", WithTimeWindow(time.Second, 10), WithFailureRate(1))
+		w := b.current.Load().timeWindow
+		ticking := func() bool { return w.clock.Load()&clockTicking != 0 }
+		call := func() { require.NoError(t, b.Call(context.Background(), func(context.Context) error { return nil })) }
+		elapse := func(d time.Duration) {
+			time.Sleep(d)
+			synctest.Wait()
+		}
+
+		assert.Nil(t, w.timer.Load(), "no timer before the first call")
+		call()
+		require.True(t, ticking(), "the first call starts the timer")
+		elapse(50 * time.Millisecond)
+		call()
+		elapse(50 * time.Millisecond) // the first bucket ends: it had calls
+		require.True(t, ticking(), "the timer re-armed for a bucket that had calls")
+		elapse(100 * time.Millisecond) // the second bucket ends, empty
+		assert.False(t, ticking(), "a bucket without calls stops the timer")
+		elapse(time.Hour)
+		assert.False(t, w.timer.Load().Stop(), "and no tick is pending while idle")
+		assert.Equal(t, WindowCounts{}, b.Window())
+
+		call()
+		assert.True(t, ticking(), "the next call restarts it, reading the clock once")
+		assert.Equal(t, int64(1), b.Window().Calls)
+		elapse(time.Second)
+		assert.Zero(t, b.Window().Calls, "its bucket has left a second later")
+		assert.False(t, ticking())
+	})
+}
+
+// The frozen window of a period that ended takes no more calls and stops
+// its timer.
+func TestTimeWindow_FreezesWhenItsPeriodEnds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := New("frozen", WithTimeWindow(time.Second, 10), WithFailureRate(1), WithMinCalls(1))
+		w := b.current.Load().timeWindow
+		require.Error(t, b.Call(context.Background(), func(context.Context) error { return context.DeadlineExceeded }))
+		require.Equal(t, Open, b.State())
+		assert.Equal(t, uint64(clockFrozen), w.clock.Load()&(clockFrozen|clockTicking), "frozen, not ticking")
+		assert.False(t, w.timer.Load().Stop(), "its timer was stopped")
+		_, ok := w.add(true, false)
+		assert.False(t, ok, "a frozen window counts nothing")
+		assert.Equal(t, WindowCounts{Calls: 1, Failures: 1}, w.countsNow())
+	})
+}
+
+// Goroutines finding the timer stopped all at once restart it between them
+// (one of them arms it, under -race) and every call counts.
+func TestTimeWindow_ConcurrentRestartsCountEveryCall(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newTimeWindow(time.Now(), time.Second, 4, false)
+		var wg sync.WaitGroup
+		for range 32 {
+			wg.Go(func() { w.add(false, false) })
+		}
+		wg.Wait()
+		assert.Equal(t, int64(32), w.countsNow().Calls)
+		timer := w.timer.Load()
+		require.NotNil(t, timer)
+		assert.True(t, timer.Stop(), "the timer is pending")
+	})
+}
