@@ -3,6 +3,7 @@ package leveehttp_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -157,6 +158,31 @@ func TestHandler_RejectsWhileTheHalfOpenProbeIsInFlightWithRetryAfterOne(t *test
 		assert.Equal(t, "1", rec.Header().Get("Retry-After"))
 		assert.Equal(t, http.StatusOK, (<-probeDone).Code)
 		assert.Equal(t, breaker.Closed, b.State())
+	})
+}
+
+// In a bubble: a breaker whose open period grows on each reopening
+// (breaker.WithOpenBackoff) advises the period it is in.
+func TestHandler_RetryAfterGrowsWithTheBreakersOpenBackoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := breaker.New("server",
+			breaker.WithFailureThreshold(1),
+			breaker.WithOpenTimeout(10*time.Second),
+			breaker.WithOpenBackoff(3, time.Minute, 0))
+		h := leveehttp.Handler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(http.StatusInternalServerError)
+		}), b)
+		require.Equal(t, http.StatusInternalServerError, serve(h).Code) // opens
+
+		for _, open := range []time.Duration{10 * time.Second, 30 * time.Second, time.Minute, time.Minute} { // 90s is capped at 1m
+			rec := serve(h)
+			require.Equal(t, http.StatusServiceUnavailable, rec.Code)
+			assert.Equal(t, fmt.Sprint(int(open.Seconds())), rec.Header().Get("Retry-After"))
+			time.Sleep(open)
+			synctest.Wait()
+			require.Equal(t, breaker.HalfOpen, b.State(), "half-open once the advised time has passed")
+			require.Equal(t, http.StatusInternalServerError, serve(h).Code, "the probe fails: reopened for longer")
+		}
 	})
 }
 
