@@ -13,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -209,6 +211,39 @@ func TestFaults_TelemetryFaultsNeverReachACall(t *testing.T) {
 			})
 		})
 	}
+
+	// Issue 12's instruments: the rate gauges and the duration histogram of
+	// a breaker that has a window, times its calls and records them.
+	for _, nilInstruments := range []bool{true, false} {
+		t.Run(fmt.Sprintf("meter refuses the gauges and the histogram too (nil instruments: %v)", nilInstruments), func(t *testing.T) {
+			boundedSyncTest(t, bubbleBound, func(t *testing.T) {
+				mp := faultFloatMeterProvider{testkit.FaultyMeterProvider{NilInstruments: nilInstruments}}
+				b := newFaultBreaker("faulty-float-meter", breaker.WithMeterProvider(mp), breaker.WithCountWindow(10),
+					breaker.WithSlowCallDuration(time.Second), breaker.WithCallDurationHistogram())
+				exerciseBreaker(t, context.Background(), b)
+				refused := 0
+				for _, err := range reported.Take() {
+					if errors.Is(err, testkit.ErrMeterRefused) {
+						refused++
+					}
+				}
+				want := 6 // six instruments
+				if !nilInstruments {
+					want = 7 // and the callback
+				}
+				assert.Equal(t, want, refused, "each refusal reached otel.Handle once")
+			})
+		})
+	}
+
+	t.Run("duration histogram panics", func(t *testing.T) {
+		boundedSyncTest(t, bubbleBound, func(t *testing.T) {
+			b := newFaultBreaker("panicking-histogram", breaker.WithMeterProvider(faultPanickingHistogramProvider{}), breaker.WithCallDurationHistogram())
+			exerciseBreaker(t, context.Background(), b)
+			panics := reportsContaining(reported.Take(), "histogram bug")
+			assert.NotEmpty(t, panics, "each panic reached otel.Handle")
+		})
+	})
 
 	t.Run("state-change listener panics", func(t *testing.T) {
 		boundedSyncTest(t, bubbleBound, func(t *testing.T) {
@@ -459,4 +494,53 @@ func TestFaults_PanickingPredicateNeverHoldsTheProbeSlot(t *testing.T) {
 			})
 		})
 	}
+}
+
+// faultFloatMeterProvider is testkit.FaultyMeterProvider whose meter refuses
+// the float64 gauges and histograms as well.
+type faultFloatMeterProvider struct{ testkit.FaultyMeterProvider }
+
+func (p faultFloatMeterProvider) Meter(name string, opts ...metric.MeterOption) metric.Meter {
+	return faultFloatMeter{Meter: p.FaultyMeterProvider.Meter(name, opts...), nilInstruments: p.NilInstruments}
+}
+
+type faultFloatMeter struct {
+	metric.Meter
+	nilInstruments bool
+}
+
+func (m faultFloatMeter) Float64ObservableGauge(name string, opts ...metric.Float64ObservableGaugeOption) (metric.Float64ObservableGauge, error) {
+	if m.nilInstruments {
+		return nil, testkit.ErrMeterRefused
+	}
+	g, _ := m.Meter.Float64ObservableGauge(name, opts...)
+	return g, testkit.ErrMeterRefused
+}
+
+func (m faultFloatMeter) Float64Histogram(name string, opts ...metric.Float64HistogramOption) (metric.Float64Histogram, error) {
+	if m.nilInstruments {
+		return nil, testkit.ErrMeterRefused
+	}
+	h, _ := m.Meter.Float64Histogram(name, opts...)
+	return h, testkit.ErrMeterRefused
+}
+
+// faultPanickingHistogramProvider's histograms panic on every record, as a
+// buggy SDK or a custom MeterProvider might.
+type faultPanickingHistogramProvider struct{ metricnoop.MeterProvider }
+
+func (faultPanickingHistogramProvider) Meter(string, ...metric.MeterOption) metric.Meter {
+	return faultPanickingHistogramMeter{}
+}
+
+type faultPanickingHistogramMeter struct{ metricnoop.Meter }
+
+func (faultPanickingHistogramMeter) Float64Histogram(string, ...metric.Float64HistogramOption) (metric.Float64Histogram, error) {
+	return faultPanickingHistogram{}, nil
+}
+
+type faultPanickingHistogram struct{ metricnoop.Float64Histogram }
+
+func (faultPanickingHistogram) Record(context.Context, float64, ...metric.RecordOption) {
+	panic("histogram bug")
 }
