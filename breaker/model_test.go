@@ -1208,6 +1208,112 @@ func TestBreaker_ReferenceModelScenarios(t *testing.T) {
 			assert.Equal(t, breaker.Closed, h.b.State())
 			assert.Equal(t, breaker.Counts{Success: 1, Failure: 2, Ignored: 2}, h.b.Counts())
 		})
+	scenario("a count window trips on the rate of its last calls, after the minimum",
+		modelConfig{rule: ruleFailureRate, ratio: 0.5, minCalls: 3, countWindow: 4, openTimeout: time.Second},
+		func(t *testing.T, h *modelHarness) {
+			h.call(endFailure, false)
+			h.call(endFailure, true) // 2 of 2: under the minimum
+			h.check()
+			require.Equal(t, breaker.Closed, h.b.State())
+			h.call(endSuccess, false) // 2 of 3: a success never trips
+			h.call(endSuccess, false)
+			h.call(endSuccess, false) // F S S S: the first failure slid out
+			h.call(endFailure, false) // S S S F
+			h.check()
+			require.Equal(t, breaker.Closed, h.b.State())
+			h.call(endFailure, true) // S S F F
+			h.check()
+			assert.Equal(t, breaker.Open, h.b.State())
+			assert.Equal(t, "failure_rate", h.m.changes[0].TripRule)
+		})
+	scenario("a time window's bucket leaves at its end, a nanosecond late being too late",
+		modelConfig{rule: ruleFailureRate, ratio: 1, minCalls: 2, timeWindow: 3 * time.Second, buckets: 3, openTimeout: time.Minute},
+		func(t *testing.T, h *modelHarness) {
+			h.call(endFailure, false)
+			h.advanceKind(5, 0) // the first bucket ends
+			h.advanceKind(5, 0)
+			h.advanceKind(6, 0) // a nanosecond before the first bucket leaves the window
+			h.check()
+			h.call(endFailure, false)
+			h.check()
+			require.Equal(t, breaker.Open, h.b.State(), "2 failures in the window")
+		})
+	scenario("slow calls, held in flight on the bubble's clock, trip the slow-call rule",
+		modelConfig{rule: ruleSlowCallRate, ratio: 0.5, minCalls: 2, countWindow: 4, slowDuration: time.Second, openTimeout: time.Minute},
+		func(t *testing.T, h *modelHarness) {
+			h.slowCall(endSuccess, 0, false) // exactly the duration: not slow
+			h.slowCall(endSuccess, 1, true)  // 1 of 2
+			h.check()
+			assert.Equal(t, breaker.Open, h.b.State())
+			h.advanceKind(1, 0)
+			h.slowCall(endSuccess, 1, false) // a slow probe fails
+			h.check()
+			assert.Equal(t, breaker.Open, h.b.State())
+		})
+	scenario("several probes, several successes, and probes that give way together",
+		modelConfig{threshold: 1, openTimeout: time.Second, halfOpenProbes: 3, halfOpenSuccesses: 2},
+		func(t *testing.T, h *modelHarness) {
+			h.call(endFailure, false)
+			h.advanceKind(1, 0)
+			h.burst(5, 0b10101) // three probes: every place held
+			require.Len(t, h.inflight, 3)
+			h.advanceKind(2, 0)
+			h.start(false)      // a nanosecond short: rejected
+			h.advanceKind(1, 0) // the oldest probe has held its place an open timeout
+			h.start(true)
+			require.Len(t, h.inflight, 4, "three late probes and a fresh one")
+			h.finish(0, endSuccess) // stale
+			h.finish(0, endSuccess) // stale
+			h.finish(0, endFailure) // stale
+			h.check()
+			require.Equal(t, breaker.HalfOpen, h.b.State())
+			assert.Equal(t, int64(3), h.b.Counts().Ignored)
+			h.call(endSuccess, false)
+			h.check()
+			require.Equal(t, breaker.HalfOpen, h.b.State(), "one success of two")
+			h.finish(0, endSuccess)
+			h.check()
+			assert.Equal(t, breaker.Closed, h.b.State())
+		})
+	scenario("open periods grow on each failed probe, jittered, and closing resets them",
+		modelConfig{threshold: 1, openTimeout: time.Second, backoff: &modelBackoff{factor: 2, max: 5 * time.Second, jitter: 0.5, seed: 12}},
+		func(t *testing.T, h *modelHarness) {
+			h.call(endFailure, false)
+			for range 4 {
+				h.advanceKind(1, 0)
+				h.call(endFailure, true)
+				h.check()
+			}
+			h.advanceKind(1, 0)
+			h.call(endSuccess, false)
+			h.call(endFailure, false)
+			h.check()
+			last := h.m.changes[len(h.m.changes)-1]
+			assert.Equal(t, time.Second, last.OpenFor)
+		})
+	scenario("shadow mode runs what it would reject, and switches at run time",
+		modelConfig{threshold: 2, openTimeout: time.Second, shadow: true},
+		func(t *testing.T, h *modelHarness) {
+			h.call(endFailure, false)
+			h.call(endFailure, false)
+			h.burst(4, 0b0110) // open: all run, shadowed
+			require.Len(t, h.inflight, 4)
+			h.finish(0, endSuccess)
+			h.finish(0, endPanic)
+			h.check()
+			h.setShadow(false)
+			h.start(false) // rejected
+			h.advanceKind(1, 0)
+			h.setShadow(true)
+			h.start(true)  // the probe
+			h.start(false) // shadowed
+			h.finish(len(h.inflight)-1, endFailure)
+			h.check()
+			require.Equal(t, breaker.HalfOpen, h.b.State())
+			h.finish(len(h.inflight)-1, endSuccess)
+			h.check()
+			assert.Equal(t, breaker.Closed, h.b.State())
+		})
 	scenario("a probe in flight longer than the open timeout no longer holds the breaker, and its result is ignored",
 		modelConfig{threshold: 1, openTimeout: time.Second},
 		func(t *testing.T, h *modelHarness) {

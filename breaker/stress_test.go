@@ -376,3 +376,116 @@ func TestStress_RealClockProbesOverlapOnlyWhenOneOutlivesTheOpenTimeout(t *testi
 	t.Logf("%d calls, %d probes (%d overlapping a probe that had outlived the open timeout): %+v", total.calls, probes.Load(), stale.Load(), c)
 	b.ForceOpen(context.Background()) // stops the pending timer
 }
+
+// TestStress_WindowsStayConsistentAcrossBoundariesAndTransitions drives 256
+// goroutines through a breaker with every issue 12 setting at once (a
+// window, a rate rule, slow calls, several probes, a growing open period),
+// in a synctest bubble where the calls take time: many span a bucket's end
+// or a transition (a trip, a close, a Reset). Whatever the interleaving, the
+// window never holds more than it can (failures and slow calls no more than
+// its calls, a count window no more than its size), no call is lost from the
+// counts, the probes in flight never exceed the limit, and the listener sees
+// a chain of transitions of the state machine.
+func TestStress_WindowsStayConsistentAcrossBoundariesAndTransitions(t *testing.T) {
+	windows := map[string]breaker.Option{
+		"count": breaker.WithCountWindow(50),
+		"time":  breaker.WithTimeWindow(100*time.Millisecond, 10),
+	}
+	for name, window := range windows {
+		t.Run(name, func(t *testing.T) {
+			boundedSyncTest(t, bubbleBound, func(t *testing.T) {
+				stressWindows(t, window, name == "count")
+			})
+		})
+	}
+}
+
+func stressWindows(t *testing.T, window breaker.Option, countWindow bool) {
+	const (
+		probes    = 3
+		callsEach = 40
+	)
+	listen, changes := recordChanges()
+	b := breaker.New("stress", window, listen,
+		breaker.WithFailureRate(0.4), breaker.WithMinCalls(10),
+		breaker.WithSlowCallDuration(20*time.Millisecond),
+		breaker.WithOpenTimeout(30*time.Millisecond), breaker.WithHalfOpen(probes, 2),
+		breaker.WithOpenBackoff(2, 200*time.Millisecond, 0.5), breaker.WithJitterSeed(1))
+	var inFlight, mostInFlight, violations atomic.Int64
+	check := func() {
+		c := b.Window()
+		if c.Failures > c.Calls || c.SlowCalls > c.Calls || c.Calls < 0 || countWindow && c.Calls > 50 {
+			violations.Add(1)
+			t.Errorf("window out of bounds: %+v", c)
+		}
+	}
+	tallies := make([]stressTally, stressWorkers)
+	var wg sync.WaitGroup
+	for w := range stressWorkers {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), 0x91d0))
+			for i := range callsEach {
+				intent := stressSucceed
+				switch n := rng.IntN(10); {
+				case n < 3:
+					intent = stressFail
+				case n < 4:
+					intent = stressCancel
+				}
+				took := time.Duration(rng.IntN(40)) * time.Millisecond
+				stressCall(t, b, intent, &tallies[w], func(context.Context) bool {
+					if b.State() == breaker.HalfOpen {
+						n := inFlight.Add(1)
+						defer inFlight.Add(-1)
+						for m := mostInFlight.Load(); n > m && !mostInFlight.CompareAndSwap(m, n); m = mostInFlight.Load() {
+						}
+					}
+					time.Sleep(took) // the call spans buckets and transitions
+					return false
+				})
+				if i%8 == 0 {
+					check()
+				}
+				if w == 0 && i%10 == 5 {
+					b.Reset(context.Background())
+				}
+				time.Sleep(time.Duration(rng.IntN(10)) * time.Millisecond)
+			}
+		})
+	}
+	wg.Wait()
+	check()
+
+	var total stressTally
+	for _, tally := range tallies {
+		total.add(tally)
+	}
+	counts := b.Counts()
+	assert.Equal(t, total.calls, counts.Success+counts.Failure+counts.Rejected+counts.Ignored, "every call counted once")
+	assert.Equal(t, total.rejected, counts.Rejected)
+	assert.Zero(t, violations.Load())
+	// Not every call the function saw in HalfOpen is a probe (the state
+	// may change under it), but no more than the places plus the calls
+	// admitted just before a change can be: a wide bound still catches a
+	// breaker that lets everyone through.
+	assert.LessOrEqual(t, mostInFlight.Load(), int64(probes+stressWorkers/4))
+	t.Logf("most calls in flight in half-open: %d; trips and changes: %d", mostInFlight.Load(), len(changes()))
+
+	from := breaker.Closed
+	trips := 0
+	for i, c := range changes() {
+		require.Equal(t, from, c.From, "change %d does not follow the one before", i)
+		if c.From == breaker.Closed && c.To == breaker.Open {
+			trips++
+			assert.Equal(t, "failure_rate", c.TripRule, "change %d", i)
+			assert.GreaterOrEqual(t, c.Window.Calls, int64(10), "change %d: the minimum calls", i)
+			assert.GreaterOrEqual(t, float64(c.Window.Failures), 0.4*float64(c.Window.Calls), "change %d: the ratio", i)
+		}
+		if c.To == breaker.Open {
+			assert.LessOrEqual(t, c.OpenFor, 200*time.Millisecond, "change %d: the cap", i)
+			assert.GreaterOrEqual(t, c.OpenFor, 30*time.Millisecond, "change %d: at least the open timeout", i)
+		}
+		from = c.To
+	}
+	assert.Positive(t, trips, "the mix of failures tripped the breaker")
+}
