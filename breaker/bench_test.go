@@ -112,6 +112,92 @@ func BenchmarkClosedParallel(b *testing.B) {
 	})
 }
 
+// benchWindows are the windowed breakers of issue 12's budget ("a
+// failure-rate window, count or time, closed success: at most 2x the
+// consecutive path, 0 allocs, no lock"), and the options that make a
+// breaker read the clock per call.
+var benchWindows = []struct {
+	name string
+	opts []breaker.Option
+}{
+	{"count", []breaker.Option{breaker.WithCountWindow(100), breaker.WithFailureRate(0.5)}},
+	{"time", []breaker.Option{breaker.WithTimeWindow(10*time.Second, 10), breaker.WithFailureRate(0.5)}},
+	{"slow", []breaker.Option{breaker.WithCountWindow(100), breaker.WithSlowCallDuration(time.Second), breaker.WithSlowCallRate(0.5)}},
+	{"histogram", []breaker.Option{breaker.WithCallDurationHistogram()}},
+}
+
+// BenchmarkClosedWindow: BenchmarkClosed with a count window, a time window,
+// slow calls (two clock reads per call), and the call duration histogram
+// (two clock reads and a record per call). Compare window=count and
+// window=time with BenchmarkClosed: the goal is at most twice its ns/op.
+func BenchmarkClosedWindow(b *testing.B) {
+	for _, w := range benchWindows {
+		b.Run("window="+w.name, func(b *testing.B) {
+			benchEach(b, func(b *testing.B, env benchEnv) {
+				br := breaker.New("bench", benchOptions(env, w.opts...)...)
+				get := resilience.Wrap(benchWork, breaker.Policy[int](br))
+				testkit.BenchCall(b, env.Ctx, get)
+				b.StopTimer()
+				benchRequireState(b, br, breaker.Closed)
+			})
+		})
+	}
+}
+
+// BenchmarkClosedWindowParallel: BenchmarkClosedWindow from every core at
+// once; the goal is at most 1.5x the serial figure.
+func BenchmarkClosedWindowParallel(b *testing.B) {
+	for _, w := range benchWindows[:2] {
+		b.Run("window="+w.name, func(b *testing.B) {
+			benchEach(b, func(b *testing.B, env benchEnv) {
+				br := breaker.New("bench", benchOptions(env, w.opts...)...)
+				get := resilience.Wrap(benchWork, breaker.Policy[int](br))
+				ctx := env.Ctx
+				start := benchStartPerCall(b)
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						for range benchParallelBatch {
+							_, _ = get(ctx)
+						}
+					}
+				})
+				benchReportPerCall(b, start)
+			})
+		})
+	}
+}
+
+// BenchmarkFailingWindow: a failing call through a closed windowed breaker
+// that stays closed (its ratio is never reached): the path that reads the
+// window and asks the rule.
+func BenchmarkFailingWindow(b *testing.B) {
+	for _, w := range []struct {
+		name string
+		opt  breaker.Option
+	}{{"count", breaker.WithCountWindow(100)}, {"time", breaker.WithTimeWindow(10*time.Second, 10)}} {
+		b.Run("window="+w.name, func(b *testing.B) {
+			env := benchNoSDK(b)
+			br := breaker.New("bench", benchOptions(env, w.opt, breaker.WithTripRule(func(breaker.WindowCounts) bool { return false }))...)
+			get := resilience.Wrap(benchFail, breaker.Policy[int](br))
+			testkit.BenchCall(b, env.Ctx, get)
+			b.StopTimer()
+			benchRequireState(b, br, breaker.Closed)
+		})
+	}
+}
+
+// BenchmarkOpenShadow: a call an open breaker in shadow mode lets through.
+func BenchmarkOpenShadow(b *testing.B) {
+	env := benchNoSDK(b)
+	br := breaker.New("bench", benchOptions(env, breaker.WithOpenTimeout(time.Hour))...)
+	benchTrip(b, env.Ctx, br)
+	br.SetShadowMode(true)
+	get := resilience.Wrap(benchWork, breaker.Policy[int](br))
+	testkit.BenchCall(b, env.Ctx, get)
+	b.StopTimer()
+	benchRequireState(b, br, breaker.Open)
+}
+
 // benchParallelBatch is how many calls a RunParallel goroutine makes per
 // pb.Next(). Next writes to the goroutine's testing.PB, and the PBs of two
 // goroutines often share a cache line: a call with an atomic

@@ -116,10 +116,12 @@ type period struct {
 	forced bool
 	// plain is set for a closed period whose calls need nothing but the
 	// consecutive-failure count: no window, no clock. Its calls take the
-	// fast path; every other period's take the full one.
-	plain   bool
-	openErr *OpenError  // Open, HalfOpen: the error every rejection returns
-	timer   *time.Timer // Open: makes the breaker half-open
+	// fast path. windowed is set for a closed period with a window and no
+	// clock: its calls take a path as short but for the window's count.
+	// Every other period's calls take the full path.
+	plain, windowedOnly bool
+	openErr             *OpenError  // Open, HalfOpen: the error every rejection returns
+	timer               *time.Timer // Open: makes the breaker half-open
 	// openedBy is the span of the call that opened the breaker, if it had
 	// one: the timer's half-open transition links to it.
 	openedBy *trace.SpanContext
@@ -299,6 +301,7 @@ func (b *Breaker) newClosed(now time.Time) *period {
 		p.timeWindow = newTimeWindow(now, r.timeWindow, r.timeBuckets, r.slowCallDuration > 0)
 	}
 	p.plain = !p.windowed() && !b.timed
+	p.windowedOnly = p.windowed() && !b.timed
 	return p
 }
 
@@ -382,6 +385,9 @@ func execute[T any](b *Breaker, ctx context.Context, fn func(context.Context) (T
 	}
 	p := b.current.Load()
 	if !p.plain {
+		if p.windowedOnly {
+			return executeWindowed(b, ctx, p, fn)
+		}
 		return executeFull(b, ctx, p, fn)
 	}
 	returned := false
@@ -407,8 +413,42 @@ func execute[T any](b *Breaker, ctx context.Context, fn func(context.Context) (T
 	return v, err
 }
 
+// executeWindowed runs a call through a closed breaker with a window and no
+// clock to read: the plain path, and one more count for a success, on the
+// same stripe as the breaker's counts. A success of a period that has
+// ended counts in no window.
+func executeWindowed[T any](b *Breaker, ctx context.Context, p *period, fn func(context.Context) (T, error)) (T, error) {
+	returned := false
+	defer func() {
+		if !returned {
+			b.recordClosed(ctx, p, outcomeFailure, false, nil)
+		}
+	}()
+	v, err := fn(ctx)
+	if err == nil {
+		returned = true
+		stripe := b.counts.stripe()
+		b.counts.addAt(stripe, outcomeSuccess)
+		if p.failures.Load() != 0 {
+			p.failures.Store(0)
+		}
+		if b.current.Load() == p {
+			if w := p.countWindow; w != nil {
+				w.calls.addAt(stripe)
+			} else {
+				p.timeWindow.addSuccess(stripe)
+			}
+		}
+		return v, nil
+	}
+	o := b.classify(ctx, err)
+	returned = true
+	b.recordClosed(ctx, p, o, false, err)
+	return v, err
+}
+
 // executeFull runs a call that found the breaker not closed, or closed with
-// a window or a clock to read.
+// a clock to read.
 func executeFull[T any](b *Breaker, ctx context.Context, p *period, fn func(context.Context) (T, error)) (T, error) {
 	slot := -1
 	if p.state != Closed {

@@ -64,6 +64,13 @@ func (c *outcomeCounts) add(o outcome) {
 	c.stripes[stripeHint(uintptr(unsafe.Pointer(c.stripedCounts)))].n[o].Add(1)
 }
 
+// stripe returns the stripe of the calling goroutine, for a call that adds
+// to several striped counts: the window's too.
+func (c *outcomeCounts) stripe() uint64 { return stripeHint(uintptr(unsafe.Pointer(c.stripedCounts))) }
+
+// addAt counts one call in the given stripe.
+func (c *outcomeCounts) addAt(stripe uint64, o outcome) { c.stripes[stripe].n[o].Add(1) }
+
 // load returns the count of o: the sum over the stripes, exact once the
 // calls being counted have returned. Each stripe only grows, so successive
 // loads never go down.

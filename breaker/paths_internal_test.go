@@ -31,9 +31,13 @@ func TestBreaker_OnlyABreakerThatTimesItsCallsReadsTheClock(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			b := New("paths", tt.opts...)
 			assert.Equal(t, tt.timed, b.timed, "reads the clock around each call")
-			assert.Equal(t, tt.plain, b.current.Load().plain, "takes the plain path")
-			b.Reset(t.Context())
-			assert.Equal(t, tt.plain, b.current.Load().plain, "and so does each closed period after the first")
+			windowed := len(tt.opts) > 0 && !tt.plain && !tt.timed
+			for _, when := range []string{"the first closed period", "each closed period after it"} {
+				p := b.current.Load()
+				assert.Equal(t, tt.plain, p.plain, "%s takes the plain path", when)
+				assert.Equal(t, windowed, p.windowedOnly, "%s takes the windowed path: a window, no clock", when)
+				b.Reset(t.Context())
+			}
 		})
 	}
 }

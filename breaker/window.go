@@ -28,9 +28,11 @@ type stripedCounter struct {
 	}
 }
 
-func (c *stripedCounter) add() {
-	c.stripes[stripeHint(uintptr(unsafe.Pointer(c)))].n.Add(1)
-}
+func (c *stripedCounter) add() { c.addAt(stripeHint(uintptr(unsafe.Pointer(c)))) }
+
+// addAt adds one in the given stripe: the breaker's counts', for a call that
+// adds to both.
+func (c *stripedCounter) addAt(stripe uint64) { c.stripes[stripe].n.Add(1) }
 
 func (c *stripedCounter) load() int64 {
 	var sum int64
@@ -253,6 +255,18 @@ func (w *timeWindow) freeze(now time.Time) {
 	if t := w.timer.Load(); t != nil {
 		t.Stop()
 	}
+}
+
+// addSuccess counts a fast success in the current bucket, in the given
+// stripe: the only writes of the common path.
+func (w *timeWindow) addSuccess(stripe uint64) {
+	word := w.clock.Load()
+	if word&clockTicking == 0 {
+		if word = w.current(); word&clockFrozen != 0 {
+			return
+		}
+	}
+	bump(&w.calls[wordsPerLine+int(stripe)*w.stride+wordBucket(word)], wordEpoch(word))
 }
 
 // add counts a call in the current bucket; it returns the clock word it
