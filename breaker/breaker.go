@@ -385,7 +385,10 @@ func execute[T any](b *Breaker, ctx context.Context, fn func(context.Context) (T
 	}
 	p := b.current.Load()
 	if !p.plain {
-		if p.windowedOnly {
+		switch {
+		case p.state == Open && !b.shadow.Load():
+			return zero, b.reject(ctx, p) // as fast as before the other paths were
+		case p.windowedOnly:
 			return executeWindowed(b, ctx, p, fn)
 		}
 		return executeFull(b, ctx, p, fn)
@@ -549,9 +552,14 @@ func (b *Breaker) admit(ctx context.Context, p *period) (*period, int, error) {
 		b.tel.rejected(ctx, p.state, true)
 		return nil, -1, nil
 	}
+	return nil, -1, b.reject(ctx, p)
+}
+
+// reject counts and reports a rejection by p, and returns its error.
+func (b *Breaker) reject(ctx context.Context, p *period) error {
 	b.counts.add(outcomeRejected)
 	b.tel.rejected(ctx, p.state, false)
-	return nil, -1, p.openErr
+	return p.openErr
 }
 
 func (b *Breaker) classify(ctx context.Context, err error) outcome {
