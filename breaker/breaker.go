@@ -585,7 +585,7 @@ func (b *Breaker) record(ctx context.Context, p *period, slot int, o outcome, er
 	if b.tel.callDuration != nil {
 		b.tel.recordDuration(ctx, o, took)
 	}
-	slow := b.rules.slowCallDuration > 0 && took > b.rules.slowCallDuration && o != outcomeIgnored
+	slow := b.rules.slowCallDuration > 0 && took > b.rules.slowCallDuration // an ignored call counts in no window
 	switch p.state {
 	case Closed:
 		b.recordClosed(ctx, p, o, slow, err)

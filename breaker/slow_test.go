@@ -80,6 +80,31 @@ func TestSlowCallDuration_ASlowFailureIsBothAndAnIgnoredCallNeither(t *testing.T
 	})
 }
 
+// Under the failure-rate rule a slow success is asked about (it goes
+// through the path that reads the window) and never trips the breaker.
+func TestFailureRate_ASlowSuccessNeverTripsIt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBreaker(breaker.WithCountWindow(4), breaker.WithSlowCallDuration(time.Second),
+			breaker.WithFailureRate(0.5), breaker.WithMinCalls(3))
+		outcomes(t, b, "FF")
+		require.NoError(t, b.Call(context.Background(), takes(2*time.Second, nil)))
+		assert.Equal(t, breaker.Closed, b.State(), "2 failures of 3 calls, but the third was a success")
+		outcomes(t, b, "F")
+		assert.Equal(t, breaker.Open, b.State())
+	})
+}
+
+func TestSlowCallRate_AFastFailureNeverTripsIt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := slowBreaker(breaker.WithMinCalls(2))
+		require.NoError(t, b.Call(context.Background(), takes(2*time.Second, nil)))
+		require.ErrorIs(t, b.Call(context.Background(), fail), errDown)
+		assert.Equal(t, breaker.Closed, b.State(), "1 slow call of 2, but the second was fast")
+		require.ErrorIs(t, b.Call(context.Background(), takes(2*time.Second, errDown)), errDown)
+		assert.Equal(t, breaker.Open, b.State(), "2 of 3: a slow failure trips it")
+	})
+}
+
 func TestSlowCallRate_WaitsForTheMinimumCalls(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := slowBreaker(breaker.WithMinCalls(3))

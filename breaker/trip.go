@@ -83,7 +83,7 @@ func (b *Breaker) trips(c WindowCounts, failed, slow bool) bool {
 	case ruleSlowCallRate:
 		return slow && c.Calls >= b.rules.minCalls && atLeast(c.SlowCalls, c.Calls, b.rules.slowCallRate)
 	case ruleCustom:
-		return (failed || slow) && b.askTripFunc(c)
+		return b.askTripFunc(c) // recordClosed asks after failures and slow calls only
 	}
 	return false
 }

@@ -3,6 +3,7 @@ package breaker
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -80,4 +81,21 @@ func TestTimeWindow_ConcurrentRestartsCountEveryCall(t *testing.T) {
 		require.NotNil(t, timer)
 		assert.True(t, timer.Stop(), "the timer is pending")
 	})
+}
+
+// A counter's epoch tag: a call counts in its bucket's counter if the tag is
+// its epoch, starts it afresh over an older epoch's count, and is dropped
+// when a later epoch owns the counter (it was stalled for a whole window:
+// its bucket has left). A stalled call never wipes a newer bucket.
+func TestTimeWindow_ACounterCountsOnlyForItsEpoch(t *testing.T) {
+	var counter atomic.Uint64
+	bump(&counter, 7)
+	bump(&counter, 7)
+	assert.Equal(t, uint64(7)<<32|2, counter.Load(), "two calls of epoch 7")
+	bump(&counter, 10)
+	assert.Equal(t, uint64(10)<<32|1, counter.Load(), "epoch 10 starts the counter afresh")
+	bump(&counter, 7)
+	assert.Equal(t, uint64(10)<<32|1, counter.Load(), "a late call of epoch 7 is dropped, not counted over epoch 10")
+	bump(&counter, 1<<32-1)
+	assert.Equal(t, uint64(10)<<32|1, counter.Load(), "epochs compare across the wrap of their 32 bits: 2^32-1 is before 10")
 }

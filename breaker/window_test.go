@@ -230,14 +230,30 @@ func TestWindow_StartsEmptyEachPeriodAndCallsSpanningAChangeCountInNone(t *testi
 func TestWindow_AnOpenBreakerKeepsTheWindowThatTrippedIt(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newBreaker(breaker.WithTimeWindow(10*time.Second, 10), breaker.WithMinCalls(4), breaker.WithFailureRate(0.5))
+		lateSuccess, lateFailure := blockedCall(b, nil), blockedCall(b, errDown)
 		outcomes(t, b, "SSFF")
 		require.Equal(t, breaker.Open, b.State())
+		require.NoError(t, lateSuccess(), "admitted while closed, it returns while open")
+		require.ErrorIs(t, lateFailure(), errDown)
+		assert.Equal(t, breaker.WindowCounts{Calls: 4, Failures: 2}, b.Window(), "calls that return after the trip do not count in its window")
 		elapse(breaker.DefaultOpenTimeout - time.Second) // longer than the window
 		synctest.Wait()
 		assert.Equal(t, breaker.WindowCounts{Calls: 4, Failures: 2}, b.Window(), "frozen when it opened")
 		elapse(time.Second)
 		require.Equal(t, breaker.HalfOpen, b.State())
 		assert.Equal(t, breaker.WindowCounts{Calls: 4, Failures: 2}, b.Window())
+	})
+}
+
+func TestWindow_ACountWindowTooKeepsItsCountsOnceOpen(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBreaker(breaker.WithCountWindow(10), breaker.WithMinCalls(2), breaker.WithFailureRate(1))
+		lateSuccess, lateFailure := blockedCall(b, nil), blockedCall(b, errDown)
+		outcomes(t, b, "FF")
+		require.Equal(t, breaker.Open, b.State())
+		require.NoError(t, lateSuccess())
+		require.ErrorIs(t, lateFailure(), errDown)
+		assert.Equal(t, breaker.WindowCounts{Calls: 2, Failures: 2}, b.Window())
 	})
 }
 
