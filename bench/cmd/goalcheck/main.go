@@ -66,8 +66,9 @@ func (s samples) median(bench, unit string) (float64, bool) {
 // summary prints the medians of the side-by-side workloads as one table,
 // ns/op (allocs/op), a row per workload and a column per library.
 func summary(s samples) {
-	workloads := []string{"ClosedSuccess", "ClosedSuccessParallel", "OpenRejection", "FailuresUntilOpen", "Pipeline"}
-	libs := []string{"direct", "direct+atomic", "withtimeout", "levee", "levee-span", "gobreaker", "failsafe-go", "fortify", "go-resiliency"}
+	workloads := []string{"ClosedSuccess", "ClosedSuccessParallel", "OpenRejection", "FailuresUntilOpen", "Pipeline", "ClosedSuccessWindow", "ClosedSuccessWindowParallel"}
+	libs := []string{"direct", "direct+atomic", "withtimeout", "levee", "levee-span", "levee-count", "levee-time", "gobreaker", "gobreaker-rolling",
+		"failsafe-go", "failsafe-go-count", "failsafe-go-time", "fortify", "go-resiliency"}
 	fmt.Println("summary: median ns/op (allocs/op) of this run")
 	fmt.Printf("%-22s", "workload")
 	for _, lib := range libs {
@@ -149,6 +150,24 @@ func main() {
 		if parallel, ok := c.need("BenchmarkClosedSuccessParallel/lib=levee", "ns/op"); ok {
 			c.report("closed success, RunParallel: <= 1.5x serial", parallel, 1.5*serial, "ns/op",
 				fmt.Sprintf("serial %.3g ns, ratio %.2fx", serial, parallel/serial))
+		}
+	}
+	for _, window := range []string{"count", "time"} {
+		lib := "BenchmarkClosedSuccessWindow/lib=levee-" + window
+		if consecutive, ok := c.need("BenchmarkClosedSuccess/lib=levee", "ns/op"); ok {
+			if windowed, ok := c.need(lib, "ns/op"); ok {
+				c.report("closed success, "+window+" window: <= 2x the consecutive path", windowed, 2*consecutive, "ns/op",
+					fmt.Sprintf("consecutive %.3g ns, ratio %.2fx", consecutive, windowed/consecutive))
+			}
+		}
+		if allocs, ok := c.need(lib, "allocs/op"); ok {
+			c.report("closed success, "+window+" window: 0 allocs/op", allocs, 0, "allocs/op", "")
+		}
+		if serial, ok := c.need(lib, "ns/op"); ok {
+			if parallel, ok := c.need("BenchmarkClosedSuccessWindowParallel/lib=levee-"+window, "ns/op"); ok {
+				c.report("closed success, "+window+" window, RunParallel: <= 1.5x serial", parallel, 1.5*serial, "ns/op",
+					fmt.Sprintf("serial %.3g ns, ratio %.2fx", serial, parallel/serial))
+			}
 		}
 	}
 	if gob, ok := c.need("BenchmarkOpenRejection/lib=gobreaker", "ns/op"); ok {
