@@ -32,6 +32,14 @@ import (
 // timeout no longer holds the breaker: the next call probes instead, and the
 // late probe's result is ignored.
 //
+// Instead of a streak, a breaker may trip on a rate over a window of its
+// recent calls: WithCountWindow or WithTimeWindow, with WithFailureRate,
+// WithSlowCallRate (with WithSlowCallDuration) or a rule of your own,
+// WithTripRule; WithMinCalls keeps a few calls from deciding. WithHalfOpen
+// lets several probes through and asks several to succeed; WithOpenBackoff
+// lengthens the open period on each reopening; shadow mode
+// (SetShadowMode) computes and reports everything but rejects nothing.
+//
 // A call whose caller's context has ended counts neither way: it says
 // nothing about the dependency (in HalfOpen it frees the probe slot), and
 // neither do the errors WithIsIgnored names. A panic in the guarded function
@@ -42,10 +50,11 @@ import (
 // types. ForceOpen and Reset are for operators in an incident.
 //
 // A Breaker is safe for concurrent use by any number of goroutines and starts
-// no goroutine per call. A call through a closed breaker takes no lock, reads
-// no clock and allocates nothing. Create one with New; the zero value is not
-// usable. A Breaker nobody references any more is garbage, its metrics
-// registration included.
+// no goroutine per call. A call through a closed breaker takes no lock and
+// allocates nothing, and reads no clock unless WithSlowCallDuration or
+// WithCallDurationHistogram asks it to time its calls. Create one with New;
+// the zero value is not usable. A Breaker nobody references any more is
+// garbage, its timers and metrics registration included.
 type Breaker struct {
 	// current is the period the breaker is in. It is replaced, never
 	// changed in place, at each transition; the closed fast path is one

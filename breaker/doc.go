@@ -4,10 +4,15 @@
 //
 // The state machine:
 //
-//	Closed   --(consecutive failures reach the threshold)--> Open
-//	Open     --(the open timeout passes: a timer)-----------> HalfOpen
-//	HalfOpen --(the probe succeeds)-------------------------> Closed
-//	HalfOpen --(the probe fails: a fresh timeout)-----------> Open
+//	Closed   --(the trip rule says so)---------------------> Open
+//	Open     --(the open period passes: a timer)-----------> HalfOpen
+//	HalfOpen --(the probes succeed)------------------------> Closed
+//	HalfOpen --(a probe fails: a fresh, maybe longer, period)--> Open
+//
+// The trip rule is consecutive failures reaching a threshold (the default),
+// or a failure rate, a slow-call rate or a function of your own over a window
+// of recent calls, counted by number or by time (docs/concepts.md says when
+// to use which).
 //
 // Create a Breaker with New, then guard calls with Call (for functions that
 // return only an error) or put Policy in a resilience pipeline. Every state

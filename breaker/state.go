@@ -10,13 +10,13 @@ import (
 type State int32
 
 const (
-	// Closed lets every call through and counts consecutive failures.
+	// Closed lets every call through and counts them for the trip rule.
 	Closed State = iota
 	// Open rejects every call at once, without running it, until the open
 	// timeout has passed.
 	Open
-	// HalfOpen lets one probe call through at a time: its success closes
-	// the breaker, its failure opens it again.
+	// HalfOpen lets probe calls through, one at a time by default: their
+	// success closes the breaker, a failure opens it again.
 	HalfOpen
 )
 

@@ -287,6 +287,64 @@ func TestTelemetry_Metrics_FixedSeriesPerBreaker(t *testing.T) {
 		h.AssertInt64(telemetry.MetricBreakerCalls, 99, telemetry.KeyPolicyName.String("a"), telemetry.KeyOutcome.String("rejected"))
 		calls := h.Metric(telemetry.MetricBreakerCalls).Data.(metricdata.Sum[int64])
 		assert.Len(t, calls.DataPoints, 8)
+
+		// A breaker using every issue 12 option, through every transition
+		// and every outcome, many times: 5 call series, 6 transition
+		// series, one series per rate gauge, 4 duration series.
+		w := telBreaker(t, h, "w", breaker.WithCountWindow(10), breaker.WithSlowCallDuration(time.Second),
+			breaker.WithTripRule(func(c breaker.WindowCounts) bool { return c.Failures >= 2 }),
+			breaker.WithCallDurationHistogram(), breaker.WithShadowMode())
+		canceled, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		for range 20 {
+			_ = w.Call(context.Background(), telFail)
+			_ = w.Call(context.Background(), telFail)                                                                // trips
+			_ = w.Call(context.Background(), telSucceed)                                                             // shadowed
+			_ = w.Call(canceled, func(context.Context) error { cancel(); return context.Canceled })                  // ignored, done at entry
+			_ = w.Call(context.Background(), func(ctx context.Context) error { return breaker.Ignored(telErrDown) }) // shadowed too
+			telSettle(breaker.DefaultOpenTimeout)
+			_ = w.Call(context.Background(), telFail) // the probe fails
+			telSettle(breaker.DefaultOpenTimeout)
+			_ = w.Call(context.Background(), telSucceed) // closes
+			w.ForceOpen(context.Background())
+			w.Reset(context.Background())
+		}
+		series := func(name string) int {
+			n := 0
+			for _, sm := range h.Collect().ScopeMetrics {
+				for _, m := range sm.Metrics {
+					if m.Name != name {
+						continue
+					}
+					var sets []attribute.Set
+					switch data := m.Data.(type) {
+					case metricdata.Sum[int64]:
+						for _, p := range data.DataPoints {
+							sets = append(sets, p.Attributes)
+						}
+					case metricdata.Gauge[float64]:
+						for _, p := range data.DataPoints {
+							sets = append(sets, p.Attributes)
+						}
+					case metricdata.Histogram[float64]:
+						for _, p := range data.DataPoints {
+							sets = append(sets, p.Attributes)
+						}
+					}
+					for _, set := range sets {
+						if v, _ := set.Value(telemetry.KeyPolicyName); v.AsString() == "w" {
+							n++
+						}
+					}
+				}
+			}
+			return n
+		}
+		assert.Equal(t, 5, series(telemetry.MetricBreakerCalls))
+		assert.Equal(t, 6, series(telemetry.MetricBreakerTransitions))
+		assert.Equal(t, 1, series(telemetry.MetricBreakerFailureRate))
+		assert.Equal(t, 1, series(telemetry.MetricBreakerSlowCallRate))
+		assert.LessOrEqual(t, series(telemetry.MetricBreakerCallDuration), 4)
 	})
 }
 

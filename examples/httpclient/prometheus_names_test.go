@@ -46,6 +46,12 @@ func TestPrometheusExporter_ShowsLeveesMetricNames(t *testing.T) {
 	}
 	require.ErrorIs(t, b.Call(context.Background(), func(context.Context) error { return nil }), breaker.ErrOpen)
 
+	// A breaker with a window that times its calls: the rate gauges and
+	// the duration histogram.
+	windowed := breaker.New("search", breaker.WithCountWindow(10), breaker.WithSlowCallDuration(time.Second),
+		breaker.WithFailureRate(0.5), breaker.WithCallDurationHistogram(), breaker.WithMeterProvider(mp))
+	require.NoError(t, windowed.Call(context.Background(), func(context.Context) error { return nil }))
+
 	// A function a ReturnAtDeadline timeout abandons, counted when it returns.
 	release := make(chan struct{})
 	stubborn := resilience.WrapWith(resilience.Telemetry{Name: "pay-timeout", MeterProvider: mp},
@@ -80,12 +86,15 @@ func TestPrometheusExporter_ShowsLeveesMetricNames(t *testing.T) {
 	shown := labels()
 	scope := []string{"otel_scope_name", "otel_scope_schema_url", "otel_scope_version"}
 	want := map[string][]string{
-		"levee_circuit_breaker_state":             {"levee_circuit_breaker_state", "levee_policy_name"},
-		"levee_circuit_breaker_calls_total":       {"levee_outcome", "levee_policy_name"},
-		"levee_circuit_breaker_transitions_total": {"levee_circuit_breaker_from", "levee_circuit_breaker_to", "levee_policy_name"},
-		"levee_timeout_exceeded_total":            {"levee_policy_name"},
-		"levee_timeout_abandoned_total":           {"levee_policy_name"},
-		"levee_fallback_executions_total":         {"error_type", "levee_policy_name"},
+		"levee_circuit_breaker_state":                 {"levee_circuit_breaker_state", "levee_policy_name"},
+		"levee_circuit_breaker_calls_total":           {"levee_outcome", "levee_policy_name"},
+		"levee_circuit_breaker_transitions_total":     {"levee_circuit_breaker_from", "levee_circuit_breaker_to", "levee_circuit_breaker_trip_rule", "levee_policy_name"},
+		"levee_circuit_breaker_failure_rate_ratio":    {"levee_policy_name"},
+		"levee_circuit_breaker_slow_call_rate_ratio":  {"levee_policy_name"},
+		"levee_circuit_breaker_call_duration_seconds": {"levee_outcome", "levee_policy_name"},
+		"levee_timeout_exceeded_total":                {"levee_policy_name"},
+		"levee_timeout_abandoned_total":               {"levee_policy_name"},
+		"levee_fallback_executions_total":             {"error_type", "levee_policy_name"},
 	}
 	for name, wantLabels := range want {
 		got, ok := shown[name]
@@ -96,4 +105,5 @@ func TestPrometheusExporter_ShowsLeveesMetricNames(t *testing.T) {
 	// A breaker nobody references is garbage and stops being reported: keep
 	// this one alive until its metrics have been read.
 	runtime.KeepAlive(b)
+	runtime.KeepAlive(windowed)
 }

@@ -103,7 +103,7 @@ func TestQuickstart(t *testing.T) {
 		`{levee.outcome=success levee.policy.name=pricing}  4`,
 		`{levee.outcome=failure levee.policy.name=pricing}  3`,
 		`{levee.outcome=rejected levee.policy.name=pricing}  2`,
-		`{levee.circuit_breaker.from=closed levee.circuit_breaker.to=open levee.policy.name=pricing}  1`,
+		`{levee.circuit_breaker.from=closed levee.circuit_breaker.to=open levee.circuit_breaker.trip_rule=consecutive_failures levee.policy.name=pricing}  1`,
 		`{levee.circuit_breaker.from=open levee.circuit_breaker.to=half_open levee.policy.name=pricing}  1`,
 		`{levee.circuit_breaker.from=half_open levee.circuit_breaker.to=closed levee.policy.name=pricing}  1`,
 		`{error.type=circuit_open levee.policy.name=pricing}  2`,
