@@ -640,37 +640,36 @@ func (b *Breaker) recordClosed(ctx context.Context, p *period, o outcome, slow b
 		return
 	}
 	failed := o == outcomeFailure
-	c := WindowCounts{ConsecutiveFailures: consecutive}
-	if p.windowed() {
-		if b.current.Load() != p {
-			return
+	if !p.windowed() {
+		// The consecutive-failures rule, the only one without a window:
+		// kept as short as it was before there were others.
+		if failed && consecutive >= b.failureThreshold {
+			b.transition(ctx, p, Open, transitionCause{rule: ruleConsecutive, failures: consecutive, hint: b.openFor(err)})
 		}
-		switch {
-		case p.countWindow != nil:
-			if !failed && !slow {
-				p.countWindow.addSuccess()
-				return
-			}
-			p.countWindow.add(failed, slow)
-			c = p.countWindow.counts()
-		default:
-			word, ok := p.timeWindow.add(failed, slow)
-			if !ok || !failed && !slow {
-				return
-			}
-			c = p.timeWindow.countsAt(word)
-		}
-		c.ConsecutiveFailures = consecutive
-	}
-	if !failed && !slow {
 		return
 	}
-	if b.trips(c, failed, slow) {
-		cause := transitionCause{rule: b.rule, failures: consecutive, hint: b.openFor(err)}
-		if p.windowed() {
-			cause.window = c
+	if b.current.Load() != p {
+		return
+	}
+	var c WindowCounts
+	switch {
+	case p.countWindow != nil:
+		if !failed && !slow {
+			p.countWindow.addSuccess()
+			return
 		}
-		b.transition(ctx, p, Open, cause)
+		p.countWindow.add(failed, slow)
+		c = p.countWindow.counts()
+	default:
+		word, ok := p.timeWindow.add(failed, slow)
+		if !ok || !failed && !slow {
+			return
+		}
+		c = p.timeWindow.countsAt(word)
+	}
+	c.ConsecutiveFailures = consecutive
+	if b.trips(c, failed, slow) {
+		b.transition(ctx, p, Open, transitionCause{rule: b.rule, failures: consecutive, window: c, hint: b.openFor(err)})
 	}
 }
 
