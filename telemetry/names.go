@@ -30,6 +30,31 @@ const (
 	// MetricFallbackExecutions is an Int64Counter, unit {call}: calls a
 	// fallback answered, by the type of the error it replaced.
 	MetricFallbackExecutions = "levee.fallback.executions"
+	// MetricRetryAttempts is an Int64Counter, unit {attempt}: the attempts
+	// a retry made after each call's first, counted when they end, by
+	// outcome (success, failure, or ignored when the caller's context
+	// ended during the attempt). A call whose first attempt succeeds adds
+	// nothing.
+	MetricRetryAttempts = "levee.retry.attempts"
+	// MetricRetryExhausted is an Int64Counter, unit {call}: calls that
+	// returned an error still worth retrying because a limit stopped the
+	// retries, by reason (KeyRetryReason).
+	MetricRetryExhausted = "levee.retry.exhausted"
+	// MetricRetryBudgetExhausted is an Int64Counter, unit {call}: calls
+	// whose retry the retry budget refused; they returned an error
+	// matching retry.ErrBudgetExhausted.
+	MetricRetryBudgetExhausted = "levee.retry.budget_exhausted"
+	// MetricHedgeStarted is an Int64Counter, unit {attempt}: hedges
+	// started, the attempts a hedge policy made beside each call's first
+	// because no attempt had answered within the hedge delay.
+	MetricHedgeStarted = "levee.hedge.started"
+	// MetricHedgeWins is an Int64Counter, unit {call}: calls that started
+	// at least one hedge and got a success, by the number of the attempt
+	// that answered first (KeyHedgeAttempt: 1 for the first attempt).
+	MetricHedgeWins = "levee.hedge.wins"
+	// MetricHedgeBudgetExhausted is an Int64Counter, unit {attempt}: hedges
+	// not started because the retry budget refused them.
+	MetricHedgeBudgetExhausted = "levee.hedge.budget_exhausted"
 )
 
 // Units, in UCUM annotation form as OpenTelemetry semantic conventions use.
@@ -37,6 +62,7 @@ const (
 	UnitState      = "{state}"
 	UnitCall       = "{call}"
 	UnitTransition = "{transition}"
+	UnitAttempt    = "{attempt}"
 )
 
 // Span and span event names.
@@ -52,6 +78,18 @@ const (
 	EventTimeoutExceeded = "levee.timeout.exceeded"
 	// EventFallbackExecuted is the span event for a call a fallback answered.
 	EventFallbackExecuted = "levee.fallback.executed"
+	// EventRetryScheduled is the span event for each retry, added when it
+	// is decided, before its delay: the gap after it on the caller's span
+	// is the wait.
+	EventRetryScheduled = "levee.retry.scheduled"
+	// EventRetryExhausted is the span event for a call that stopped
+	// retrying because a limit said so.
+	EventRetryExhausted = "levee.retry.exhausted"
+	// EventRetryBudgetExhausted is the span event for a call whose retry
+	// the retry budget refused.
+	EventRetryBudgetExhausted = "levee.retry.budget_exhausted"
+	// EventHedgeStarted is the span event for each hedge started.
+	EventHedgeStarted = "levee.hedge.started"
 )
 
 // Attribute keys.
@@ -71,11 +109,29 @@ const (
 	// KeyBreakerForced is true on transitions an operator caused
 	// (ForceOpen, Reset) rather than the calls.
 	KeyBreakerForced = attribute.Key("levee.circuit_breaker.forced")
-	// KeyOutcome is the outcome of a call a breaker saw: one of the Outcome*
-	// values.
+	// KeyOutcome is the outcome of a call a breaker saw, or of an attempt
+	// a retry made: one of the Outcome* values.
 	KeyOutcome = attribute.Key("levee.outcome")
 	// KeyTimeout is a timeout policy's duration, in seconds.
 	KeyTimeout = attribute.Key("levee.timeout.duration")
+	// KeyRetryAttempt is an attempt's number, the first attempt being 1:
+	// on a retry's events, the attempt about to be made
+	// (levee.retry.scheduled) or the attempts made (levee.retry.exhausted,
+	// levee.retry.budget_exhausted). Events only, never a metric attribute.
+	KeyRetryAttempt = attribute.Key("levee.retry.attempt")
+	// KeyRetryDelay is how long a retry waits before its attempt, in
+	// seconds. Events only.
+	KeyRetryDelay = attribute.Key("levee.retry.delay")
+	// KeyRetryReason is why a call stopped retrying an error still worth
+	// retrying: one of the RetryReason* values.
+	KeyRetryReason = attribute.Key("levee.retry.reason")
+	// KeyHedgeAttempt is an attempt's number in a hedged call, the first
+	// attempt being 1 and the first hedge 2. It is bounded by the policy's
+	// WithMaxHedges.
+	KeyHedgeAttempt = attribute.Key("levee.hedge.attempt")
+	// KeyHedgeDelay is the hedge delay a hedge was started after, in
+	// seconds. Events only.
+	KeyHedgeDelay = attribute.Key("levee.hedge.delay")
 	// KeyErrorType is the OpenTelemetry semantic-convention key error.type.
 	// Its values are bounded: see ErrorType.
 	KeyErrorType = attribute.Key("error.type")
@@ -88,7 +144,24 @@ const (
 	StateHalfOpen = "half_open"
 )
 
-// Values of KeyOutcome.
+// Values of KeyRetryReason.
+const (
+	// RetryReasonMaxAttempts: the call made every attempt WithMaxAttempts
+	// allows.
+	RetryReasonMaxAttempts = "max_attempts"
+	// RetryReasonMaxDuration: the next retry would have started after the
+	// call's WithMaxDuration.
+	RetryReasonMaxDuration = "max_duration"
+	// RetryReasonDeadline: the next retry would have started at or after
+	// the caller's context's deadline.
+	RetryReasonDeadline = "deadline"
+	// RetryReasonMaxDelay: the error's RetryAfter hint asked for a longer
+	// wait than the retry's maximum delay.
+	RetryReasonMaxDelay = "max_delay"
+)
+
+// Values of KeyOutcome. A breaker's calls use all four; a retry's attempts
+// success, failure and ignored.
 const (
 	// OutcomeSuccess: the guarded function returned no error, or an error
 	// the breaker's failure predicate does not count.
