@@ -258,11 +258,12 @@ func (h *call[T]) firstPanicked() {
 }
 
 // startHedge starts the next hedge, on the timer's goroutine, and runs it
-// there, unless the call is decided, no attempt is running (the others
-// failed: a failure is no reason to hedge), or the budget refuses.
+// there, unless the call is decided or the budget refuses. (A call none of
+// whose attempts is running is decided: the last to fail decides it, for a
+// failure is no reason to hedge.)
 func (h *call[T]) startHedge() {
 	h.mu.Lock()
-	if h.decided || h.running == 0 {
+	if h.decided {
 		h.mu.Unlock()
 		return
 	}

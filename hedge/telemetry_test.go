@@ -111,6 +111,7 @@ func TestHedgeTelemetry_HedgesTheBudgetRefusedCounted(t *testing.T) {
 
 		telAssertCounter(t, h, telemetry.MetricHedgeBudgetExhausted, "{attempt}", point(1, telName))
 		h.AssertInt64(telemetry.MetricHedgeStarted, 0)
+		h.AssertInt64(telemetry.MetricHedgeWins, 0) // a call that started no hedge is no win
 	})
 }
 
