@@ -201,6 +201,10 @@ func (h *call[T]) recycle() {
 // firstReturned ends a call whose first attempt returned v, err after the
 // first hedge's timer fired: hedges may be running.
 func (h *call[T]) firstReturned(start time.Time, v T, err error) (T, error) {
+	var ran time.Duration
+	if h.core.latencies != nil {
+		ran = time.Since(start)
+	}
 	h.mu.Lock()
 	out := h.ended(1, v, err, nil)
 	if !h.decided {
@@ -225,10 +229,11 @@ func (h *call[T]) firstReturned(start time.Time, v T, err error) (T, error) {
 	h.mu.Unlock()
 	h.cancel()
 	h.report(out)
-	if c := h.core; c.latencies != nil && (err == nil || winner > 1) {
-		// A first attempt that lost counts with the time it ran: a lower
-		// bound of its latency, and past the delay.
-		c.latencies.record(time.Since(start))
+	if c := h.core; c.latencies != nil && (err == nil || (out.late && winner > 1)) {
+		// A first attempt that lost, cancelled when a hedge won, counts
+		// with the time it ran: a lower bound of its latency, and past the
+		// delay. One that failed on its own does not count.
+		c.latencies.record(ran)
 	}
 	if panicked != nil {
 		panic(panicked.value)

@@ -466,3 +466,28 @@ func TestHedge_QuantileDelayCountsAFirstAttemptThatLostWithTheTimeItRan(t *testi
 		assert.Greater(t, last, 2*first)
 	})
 }
+
+func TestHedge_QuantileDelayIgnoresAFirstAttemptThatFailedWhileItsHedgeRan(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := hedge.Policy[int](time.Second, hedge.WithQuantileDelay(0.95, 10*time.Second))
+		var current *replicas
+		get := resilience.Wrap(func(ctx context.Context) (int, error) { return current.call(ctx) }, p)
+		call := func(script ...attempt) *replicas {
+			current = newReplicas(script...)
+			_, err := get(t.Context())
+			require.NoError(t, err)
+			return current
+		}
+		for range 100 {
+			call(attempt{latency: 10 * ms})
+		}
+		// The first attempt fails at 15ms, after its hedge started; the
+		// hedge wins at 40ms. Neither 15ms nor 40ms is a latency of a
+		// first attempt.
+		for range 100 {
+			call(attempt{latency: 15 * ms, err: errA}, attempt{latency: 30 * ms})
+		}
+		r := call(attempt{latency: time.Hour}, attempt{latency: ms})
+		assert.Equal(t, []time.Duration{0, 10485760 * time.Nanosecond}, r.starts())
+	})
+}
