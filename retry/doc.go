@@ -32,9 +32,9 @@
 // limits the retries in flight to a percentage of the requests in flight
 // (min_retry_concurrency at least): a bound on concurrency, which needs
 // every request's end to be seen and says nothing about rate. levee takes
-// Finagle's model, as DESIGN.md asks: a share of the recent requests is
-// what "retries may add at most 20% of load" means, it needs no knowledge of
-// the requests' outcomes or ends, and it ages out on its own. Two changes:
+// Finagle's model: a share of the recent requests is what "retries may add
+// at most 20% of load" means, it needs no knowledge of the requests'
+// outcomes or ends, and it ages out on its own. Two changes:
 // the floor refills at minPerSecond a second with a burst of one second's
 // worth, rather than a reserve of ten seconds' worth that a burst of
 // failures could spend at once; and a deposit, the path every call takes,
