@@ -491,3 +491,11 @@ func TestHedge_QuantileDelayIgnoresAFirstAttemptThatFailedWhileItsHedgeRan(t *te
 		assert.Equal(t, []time.Duration{0, 10485760 * time.Nanosecond}, r.starts())
 	})
 }
+
+func TestHedge_AppliedOutsideAPipelineReportsAsHedge(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newReplicas(attempt{latency: 50 * ms, err: errA}, attempt{latency: 50 * ms, err: errB})
+		_, err := hedge.Policy[int](20 * ms).Apply(r.call)(t.Context())
+		assert.EqualError(t, err, `levee: hedge "hedge": all 2 attempts failed: replica a failed; replica b failed`)
+	})
+}

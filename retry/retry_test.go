@@ -592,3 +592,15 @@ func TestRetry_OnePolicyServesPipelinesOfItsType(t *testing.T) {
 	assert.Equal(t, 2, va)
 	assert.Equal(t, 3, vb)
 }
+
+func TestRetry_NamedReportsUnderItsOwnName(t *testing.T) {
+	t.Parallel()
+	dep := newDependency(errDown)
+	get := resilience.WrapWith(resilience.Telemetry{Name: "checkout"}, dep.call,
+		resilience.Named("pricing-retry", retry.Policy[int](retry.WithDelay(0), retry.WithMaxAttempts(2))))
+	_, err := get(t.Context())
+	assert.EqualError(t, err, `levee: retry "pricing-retry": gave up after 2 attempts: dependency down`)
+
+	_, err = retry.Policy[int](retry.WithDelay(0), retry.WithMaxAttempts(2)).Apply(dep.call)(t.Context())
+	assert.EqualError(t, err, `levee: retry "retry": gave up after 2 attempts: dependency down`, "applied outside a pipeline")
+}
