@@ -359,13 +359,13 @@ func (h *call[T]) ended(attempt int, v T, err error, p *panicked) outcome[T] {
 	return out
 }
 
-// settle decides the call, won by attempt number winner (0: none), cancels
-// the attempts still running, stops the next hedge and wakes the caller if
-// it waits. h.mu is held.
+// settle decides the call, won by attempt number winner (0: none), stops
+// the next hedge and wakes the caller if it waits. The goroutine that
+// settles cancels the attempts still running once it has let go of h.mu,
+// so that no context's cancellation runs under the lock. h.mu is held.
 func (h *call[T]) settle(winner int) settled {
 	h.decided = true
 	h.winner = winner
-	h.cancel()
 	if h.pending != nil {
 		h.pending.Stop()
 	}
@@ -378,8 +378,12 @@ func (h *call[T]) settle(winner int) settled {
 	return settled{done: true}
 }
 
-// report releases a dropped result and counts a win, outside the lock.
+// report cancels the other attempts of a call out decided, releases a
+// dropped result and counts a win, outside the lock.
 func (h *call[T]) report(out outcome[T]) {
+	if out.settled.done {
+		h.cancel()
+	}
 	if out.drop && h.core.release != nil {
 		emit.Guard("hedge "+strconv.Quote(h.core.tel.name)+": releasing a dropped result", func() { h.core.release(out.v) })
 	}
