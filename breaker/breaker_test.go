@@ -1322,6 +1322,35 @@ func TestBreaker_StaleProbeAfterResetDoesNotReopen(t *testing.T) {
 	})
 }
 
+// A probe that an operator's ForceOpen or Reset overtook returns into a
+// period that has ended: whatever it returns, it is counted ignored, and
+// the operator's state stands.
+func TestBreaker_ProbeOvertakenByAnOperatorIsCountedIgnored(t *testing.T) {
+	operators := map[string]struct {
+		act  func(*breaker.Breaker)
+		want breaker.State
+	}{
+		"Reset":     {func(b *breaker.Breaker) { b.Reset(context.Background()) }, breaker.Closed},
+		"ForceOpen": {func(b *breaker.Breaker) { b.ForceOpen(context.Background()) }, breaker.Open},
+	}
+	for name, op := range operators {
+		for _, late := range []error{nil, errDown} {
+			t.Run(fmt.Sprintf("%s/late %v", name, late), func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					b := newBreaker()
+					toHalfOpen(t, b)
+					release := blockedCall(b, late) // the probe
+					op.act(b)
+
+					assert.Equal(t, late, release(), "the probe's caller still gets its result")
+					assert.Equal(t, op.want, b.State(), "the late probe changed nothing")
+					assert.Equal(t, breaker.Counts{Failure: 3, Ignored: 1}, b.Counts(), "counted ignored, neither success nor failure")
+				})
+			})
+		}
+	}
+}
+
 func TestBreaker_CountsEveryCallByOutcome(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newBreaker(breaker.WithIsFailure(func(err error) bool { return !errors.Is(err, errNotFound) }))
