@@ -228,14 +228,21 @@ func TestTelemetry_CallsMetric_ByOutcome(t *testing.T) {
 	})
 }
 
+// telGlobalsInstalled is set once a test has installed the global providers.
+var telGlobalsInstalled atomic.Bool
+
 // TestTelemetry_BreakerCreatedBeforeTheSDKIsInstalledReportsToIt: a breaker
 // given no providers, created before the application installs its SDK (a
 // package-level breaker, say), reports to that SDK once it is installed:
 // the global providers it took at construction forward to it. Not parallel:
 // it installs the global providers for its duration, and it must stay the
 // only test of this package that does, as the globals forward to the first
-// providers installed, for good.
+// providers installed, for good: it runs once per test binary (a second
+// run, under -count, is skipped).
 func TestTelemetry_BreakerCreatedBeforeTheSDKIsInstalledReportsToIt(t *testing.T) {
+	if telGlobalsInstalled.Swap(true) {
+		t.Skip("the global providers already forward to the SDK an earlier run installed")
+	}
 	b := breaker.New("package-level", breaker.WithFailureThreshold(1))
 	h := telemetrytest.New(t)
 	previousTP, previousMP := otel.GetTracerProvider(), otel.GetMeterProvider()
