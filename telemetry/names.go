@@ -104,7 +104,8 @@ const (
 	// KeyBreakerTo is the state a transition entered: one of the State* values.
 	KeyBreakerTo = attribute.Key("levee.circuit_breaker.to")
 	// KeyBreakerConsecutiveFailures is the consecutive-failure count that
-	// tripped a breaker, on transitions into the open state.
+	// tripped a breaker on a transition into the open state (1 for a failed
+	// probe); 0 on every other transition.
 	KeyBreakerConsecutiveFailures = attribute.Key("levee.circuit_breaker.consecutive_failures")
 	// KeyBreakerForced is true on transitions an operator caused
 	// (ForceOpen, Reset) rather than the calls.
@@ -170,7 +171,9 @@ const (
 	OutcomeFailure = "failure"
 	// OutcomeRejected: the breaker refused the call without running it.
 	OutcomeRejected = "rejected"
-	// OutcomeIgnored: the call ended because the caller's own context
-	// ended; it says nothing about the dependency.
+	// OutcomeIgnored: the call says nothing about the dependency: the
+	// caller's own context ended (or was done on arrival), the error is one
+	// the breaker was told to ignore (WithIsIgnored, breaker.Ignored), or
+	// the call was a half-open probe that outlived its slot.
 	OutcomeIgnored = "ignored"
 )
