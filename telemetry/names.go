@@ -30,6 +30,41 @@ const (
 	// MetricFallbackExecutions is an Int64Counter, unit {call}: calls a
 	// fallback answered, by the type of the error it replaced.
 	MetricFallbackExecutions = "levee.fallback.executions"
+
+	// MetricBulkheadCalls is an Int64ObservableCounter, unit {call}: the
+	// calls a bulkhead has decided, by outcome (OutcomeAdmitted,
+	// OutcomeWaited, OutcomeRejected, OutcomeTimedOut, OutcomeCanceled).
+	MetricBulkheadCalls = "levee.bulkhead.calls"
+	// MetricBulkheadInFlight is an Int64ObservableUpDownCounter, unit
+	// {call}: the calls holding a slot of a bulkhead now.
+	MetricBulkheadInFlight = "levee.bulkhead.in_flight"
+	// MetricBulkheadQueued is an Int64ObservableUpDownCounter, unit {call}:
+	// the calls waiting for a slot of a bulkhead now.
+	MetricBulkheadQueued = "levee.bulkhead.queued"
+
+	// MetricRateLimitCalls is an Int64ObservableCounter, unit {call}: the
+	// calls a rate limit has decided, by outcome (OutcomeAdmitted,
+	// OutcomeWaited, OutcomeRejected, OutcomeCanceled).
+	MetricRateLimitCalls = "levee.rate_limit.calls"
+	// MetricRateLimitQueued is an Int64ObservableUpDownCounter, unit
+	// {call}: the calls waiting for their token now.
+	MetricRateLimitQueued = "levee.rate_limit.queued"
+	// MetricRateLimitKeys is an Int64ObservableUpDownCounter, unit {key}:
+	// the keys a keyed rate limit tracks now.
+	MetricRateLimitKeys = "levee.rate_limit.keys"
+	// MetricRateLimitKeyOverflow is an Int64ObservableCounter, unit {call}:
+	// calls of a keyed rate limit decided by its shared overflow limit,
+	// because their key was not tracked and no room was left for it.
+	MetricRateLimitKeyOverflow = "levee.rate_limit.key_overflow"
+
+	// MetricThrottleCalls is an Int64ObservableCounter, unit {call}: the
+	// calls an adaptive throttle has seen, by outcome (OutcomeSuccess: the
+	// dependency accepted it; OutcomeFailure; OutcomeRejected: throttled
+	// locally; OutcomeIgnored).
+	MetricThrottleCalls = "levee.throttle.calls"
+	// MetricThrottleProbability is a Float64ObservableGauge, unit 1: the
+	// probability with which a throttle rejects the next call.
+	MetricThrottleProbability = "levee.throttle.probability"
 )
 
 // Units, in UCUM annotation form as OpenTelemetry semantic conventions use.
@@ -37,6 +72,10 @@ const (
 	UnitState      = "{state}"
 	UnitCall       = "{call}"
 	UnitTransition = "{transition}"
+	UnitKey        = "{key}"
+	// UnitRatio is the unit of a dimensionless value, such as a
+	// probability.
+	UnitRatio = "1"
 )
 
 // Span and span event names.
@@ -52,6 +91,21 @@ const (
 	EventTimeoutExceeded = "levee.timeout.exceeded"
 	// EventFallbackExecuted is the span event for a call a fallback answered.
 	EventFallbackExecuted = "levee.fallback.executed"
+	// EventBulkheadRejected is the span event for a call a bulkhead refused
+	// with ErrFull: at once, or when its wait for a slot ran out.
+	EventBulkheadRejected = "levee.bulkhead.rejected"
+	// EventBulkheadWaited is the span event for a call that waited for a
+	// slot and got one, or whose context ended while it waited.
+	EventBulkheadWaited = "levee.bulkhead.waited"
+	// EventRateLimitRejected is the span event for a call a rate limit
+	// refused with ErrLimited.
+	EventRateLimitRejected = "levee.rate_limit.rejected"
+	// EventRateLimitWaited is the span event for a call that waited for
+	// its token, and got it or saw its context end first.
+	EventRateLimitWaited = "levee.rate_limit.waited"
+	// EventThrottleRejected is the span event for a call an adaptive
+	// throttle rejected locally.
+	EventThrottleRejected = "levee.throttle.rejected"
 )
 
 // Attribute keys.
@@ -76,6 +130,15 @@ const (
 	KeyOutcome = attribute.Key("levee.outcome")
 	// KeyTimeout is a timeout policy's duration, in seconds.
 	KeyTimeout = attribute.Key("levee.timeout.duration")
+	// KeyWaitDuration is how long a call waited for a bulkhead's slot or a
+	// rate limit's token, in seconds (float; events only).
+	KeyWaitDuration = attribute.Key("levee.wait.duration")
+	// KeyRateLimitRetryAfter is how long a rejected call should wait
+	// before a token is there, in seconds (float; events only).
+	KeyRateLimitRetryAfter = attribute.Key("levee.rate_limit.retry_after")
+	// KeyThrottleProbability is the rejection probability a throttle
+	// applied to a call (float; events only).
+	KeyThrottleProbability = attribute.Key("levee.throttle.probability")
 	// KeyErrorType is the OpenTelemetry semantic-convention key error.type.
 	// Its values are bounded: see ErrorType.
 	KeyErrorType = attribute.Key("error.type")
@@ -100,4 +163,16 @@ const (
 	// OutcomeIgnored: the call ended because the caller's own context
 	// ended; it says nothing about the dependency.
 	OutcomeIgnored = "ignored"
+	// OutcomeAdmitted: a bulkhead or rate limit let the call through at
+	// once, without waiting.
+	OutcomeAdmitted = "admitted"
+	// OutcomeWaited: the call waited for a bulkhead's slot or a rate
+	// limit's token, then ran.
+	OutcomeWaited = "waited"
+	// OutcomeTimedOut: the call waited for a bulkhead's slot until its
+	// maximum wait passed, then was refused.
+	OutcomeTimedOut = "timed_out"
+	// OutcomeCanceled: the caller's own context ended before the call got
+	// its slot or token (before it arrived, or while it waited).
+	OutcomeCanceled = "canceled"
 )
