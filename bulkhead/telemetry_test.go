@@ -90,6 +90,8 @@ func TestTelemetry_CallsMetric_ByOutcome(t *testing.T) {
 		}
 		h.AssertInt64(telemetry.MetricBulkheadCalls, 1, outcome("cache", telemetry.OutcomeAdmitted)...)
 		h.AssertInt64(telemetry.MetricBulkheadCalls, 1, outcome("cache", telemetry.OutcomeRejected)...)
+		runtime.KeepAlive(b) // a bulkhead nobody references stops reporting
+		runtime.KeepAlive(noWait)
 	})
 }
 
@@ -117,6 +119,7 @@ func TestTelemetry_InFlightAndQueuedGauges(t *testing.T) {
 		wg.Wait()
 		h.AssertInt64(telemetry.MetricBulkheadInFlight, 0, name)
 		h.AssertInt64(telemetry.MetricBulkheadQueued, 0, name)
+		runtime.KeepAlive(b)
 	})
 }
 
@@ -212,6 +215,7 @@ func TestTelemetry_AnAdmittedCallDoesNoSDKWork(t *testing.T) {
 	assert.Zero(t, allocs, "with an SDK installed and a recording span")
 	assert.Empty(t, h.Span("request").Events())
 	h.AssertInt64(telemetry.MetricBulkheadCalls, 1001, outcome("db", telemetry.OutcomeAdmitted)...)
+	runtime.KeepAlive(b)
 }
 
 func TestTelemetry_OneSetOfInstrumentsPerProvider(t *testing.T) {
@@ -226,6 +230,8 @@ func TestTelemetry_OneSetOfInstrumentsPerProvider(t *testing.T) {
 	// Five outcome series per bulkhead: the callback reports each once.
 	sum := h.Metric(telemetry.MetricBulkheadCalls).Data.(metricdata.Sum[int64])
 	assert.Len(t, sum.DataPoints, 10)
+	runtime.KeepAlive(a)
+	runtime.KeepAlive(b)
 }
 
 func TestTelemetry_ADroppedBulkheadIsGarbageAndStopsReporting(t *testing.T) {
