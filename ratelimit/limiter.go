@@ -211,8 +211,9 @@ func (l *Limiter) reject(ctx context.Context, wait int64) error {
 	return err
 }
 
-// wait sleeps until the call's reserved token comes. When ctx ends first it
-// gives the token back with giveBack and returns the context's error.
+// wait sleeps until the call's reserved token comes. When ctx ends first,
+// or has ended when the token comes, it gives the token back with giveBack
+// and returns the context's error.
 func (l *Limiter) wait(ctx context.Context, wait int64, giveBack func()) error {
 	l.queued.Add(1)
 	defer l.queued.Add(-1)
@@ -221,16 +222,17 @@ func (l *Limiter) wait(ctx context.Context, wait int64, giveBack func()) error {
 	start := time.Now()
 	select {
 	case <-timer.C:
-		l.waited.Add(1)
-		l.tel.waited(ctx, time.Duration(wait))
-		return nil
 	case <-ctx.Done():
+	}
+	if err := ctx.Err(); err != nil {
 		giveBack()
 		l.canceled.Add(1)
-		err := ctx.Err()
 		l.tel.canceled(ctx, time.Since(start), err)
 		return err
 	}
+	l.waited.Add(1)
+	l.tel.waited(ctx, time.Duration(wait))
+	return nil
 }
 
 // callCounts are a limiter's calls by outcome, for its metrics.

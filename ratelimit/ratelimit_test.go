@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -217,6 +218,41 @@ func TestLimiter_AWaiterWhoseContextEndsGivesItsTokenBack(t *testing.T) {
 		start = time.Now()
 		require.NoError(t, l.Call(t.Context(), succeed))
 		assert.Equal(t, 70*time.Millisecond, time.Since(start), "the next caller gets the token given back, at its time")
+	})
+}
+
+// endedCtx is a context whose Err reports it canceled once end is called,
+// while its Done channel never closes: a waiter on it wakes only when its
+// token comes, and then finds its context ended, as when a cancellation and
+// the token come at the same moment.
+type endedCtx struct {
+	context.Context
+	ended atomic.Bool
+}
+
+func (c *endedCtx) end() { c.ended.Store(true) }
+
+func (c *endedCtx) Err() error {
+	if c.ended.Load() {
+		return context.Canceled
+	}
+	return nil
+}
+
+func TestLimiter_AWaiterWhoseContextHasEndedWhenItsTokenComesGivesItBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := ratelimit.New("api", 10, time.Second, ratelimit.Smooth(), ratelimit.WithMaxWait(time.Second))
+		require.NoError(t, l.Call(t.Context(), succeed))
+		ctx := &endedCtx{Context: t.Context()}
+		time.AfterFunc(50*time.Millisecond, ctx.end)
+		ran := false
+		start := time.Now()
+		assert.Same(t, context.Canceled, l.Call(ctx, func(context.Context) error { ran = true; return nil }))
+		assert.Equal(t, 100*time.Millisecond, time.Since(start), "it woke when its token came")
+		assert.False(t, ran, "its caller had gone: it did not run")
+		start = time.Now()
+		require.NoError(t, l.Call(t.Context(), succeed))
+		assert.Zero(t, time.Since(start), "the token it gave back is there at once")
 	})
 }
 
