@@ -70,12 +70,6 @@ func BenchmarkAcquireReleaseParallel(b *testing.B) {
 	testkit.BenchEach(b, func(b *testing.B, env testkit.BenchEnv) {
 		bh := bulkhead.New("bench", 1<<20, benchOptions(env)...)
 		get := resilience.Wrap(benchWork, bulkhead.Policy[int](bh))
-		ctx := env.Ctx
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				_, _ = get(ctx)
-			}
-		})
+		testkit.BenchParallel(b, env.Ctx, get)
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -67,13 +68,7 @@ func BenchmarkAllowedParallel(b *testing.B) {
 	testkit.BenchEach(b, func(b *testing.B, env testkit.BenchEnv) {
 		l := ratelimit.New("bench", 1_000_000_000, time.Second, benchOptions(env)...)
 		get := resilience.Wrap(benchWork, ratelimit.Policy[int](l))
-		ctx := env.Ctx
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				_, _ = get(ctx)
-			}
-		})
+		testkit.BenchParallel(b, env.Ctx, get)
 	})
 }
 
@@ -140,13 +135,13 @@ func BenchmarkKeyed(b *testing.B) {
 			k.report(b)
 		})
 		b.Run("keys="+strconv.Itoa(keys)+"/parallel", func(b *testing.B) {
-			b.ReportAllocs()
-			b.RunParallel(func(pb *testing.PB) {
-				i := 0
-				for pb.Next() {
+			var goroutines atomic.Int64
+			testkit.BenchParallelEach(b, func() func() {
+				i := int(goroutines.Add(1)) * 7919 % len(k.ctxs) // each goroutine starts at a key of its own
+				return func() {
 					_ = k.l.Call(k.ctxs[i], benchWorkErr)
-					if i += 7; i >= len(k.ctxs) {
-						i -= len(k.ctxs)
+					if i++; i == len(k.ctxs) {
+						i = 0
 					}
 				}
 			})

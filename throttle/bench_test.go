@@ -58,12 +58,6 @@ func BenchmarkHealthyParallel(b *testing.B) {
 	testkit.BenchEach(b, func(b *testing.B, env testkit.BenchEnv) {
 		th := throttle.New("bench", benchOptions(env)...)
 		get := resilience.Wrap(benchWork, throttle.Policy[int](th))
-		ctx := env.Ctx
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				_, _ = get(ctx)
-			}
-		})
+		testkit.BenchParallel(b, env.Ctx, get)
 	})
 }
