@@ -50,7 +50,7 @@ func createInstruments(meter metric.Meter) (meterInstruments, []metric.Observabl
 // collection, rather than kept by each throttle.
 func observe(o metric.Observer, mi meterInstruments, t *Throttle) {
 	name := t.tel.name
-	c := t.counts()
+	c := t.callCounts()
 	for _, oc := range [...]struct {
 		outcome string
 		n       int64

@@ -8,11 +8,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 	"weak"
-)
 
-// cacheLine is the size the hot atomics are padded to.
-const cacheLine = 64
+	"github.com/levee-go/levee/internal/stripe"
+)
 
 // Throttle is adaptive client-side throttling: it refuses calls locally,
 // with probability max(0, (requests - K·accepts) / (requests + 1)), where
@@ -27,12 +27,16 @@ const cacheLine = 64
 // ended counts neither as a request nor as an accept; a panic counts as a
 // call the dependency did not accept, and propagates unchanged.
 //
-// The counts are cumulative atomics; the window is their values at each
-// tenth of it, taken by a timer that runs only while calls come, so a call
-// reads no clock. A call through a healthy dependency (one that accepts at
-// least one call in K) takes no lock, allocates nothing and does no
-// OpenTelemetry work: a few atomic loads, one add before the call and one
-// after. A refused call allocates nothing either.
+// The counts are cumulative atomics, in stripes, so that the cores calling
+// one throttle mostly write cache lines of their own; the window is their
+// values at each tenth of it, taken by a timer that runs only while calls
+// come, so a call reads no clock. While every stripe has no more requests
+// than K times its accepts, the sum has none either and nothing can be
+// refused: a call through a healthy dependency looks at its own stripe only,
+// takes no lock, allocates nothing and does no OpenTelemetry work. A stripe
+// whose requests outgrow K times its accepts raises an alarm, and while it
+// is raised each call sums the stripes to find the probability. A refused
+// call allocates nothing either.
 //
 // A Throttle is safe for concurrent use by any number of goroutines and
 // starts no goroutine; its timer stops once a whole window has passed
@@ -40,23 +44,24 @@ const cacheLine = 64
 // Throttle nobody references any more is garbage, timer and metrics
 // registration included.
 type Throttle struct {
-	_ [cacheLine]byte
-	// requests counts every call the throttle decided, refused ones
-	// included; accepts those the dependency accepted. Both only grow.
-	requests atomic.Int64
-	accepts  atomic.Int64
-	_        [cacheLine - 16]byte
-	// ignored counts the calls whose caller's context ended: they were
-	// counted as requests, and are taken out again.
-	ignored  atomic.Int64
-	rejected atomic.Int64
-	failures atomic.Int64
-	// window is the counts when the window began, nil while the throttle
-	// is idle (its timer stopped).
-	window atomic.Pointer[counts]
+	counts *stripes // allocated apart, so that each stripe has a line of its own
+	// window is the stripes' counts when the window began, nil while the
+	// throttle is idle (its timer stopped).
+	window atomic.Pointer[snapshot]
+	// The alarm is raised while raised != cleared: some stripe may have
+	// more requests than K times its accepts, and calls must sum the
+	// stripes. Raising adds to raised; clearing stores in cleared the
+	// raised seen before a sum that found every stripe balanced, so a
+	// raise during that sum keeps the alarm up.
+	raised, cleared atomic.Uint64
+	_               [stripe.CacheLine]byte
+
+	rejected      atomic.Int64
+	failures      atomic.Int64
+	canceledEarly atomic.Int64 // calls whose context was done on arrival
 	// rng is the state of a splitmix64 generator: each draw adds to it.
 	rng atomic.Uint64
-	_   [cacheLine]byte
+	_   [stripe.CacheLine]byte
 
 	name      string
 	k         float64
@@ -68,15 +73,35 @@ type Throttle struct {
 	mu sync.Mutex
 	// marks are the counts at the last buckets ticks, oldest first: the
 	// first is where the window begins.
-	marks []counts
+	marks []snapshot
 	timer *time.Timer
 
 	tel *instruments
 }
 
-// counts are the cumulative counts at one moment.
+// counts are the cumulative counts of one stripe, or of all, at one moment.
 type counts struct {
 	requests, accepts, ignored int64
+}
+
+// snapshot is every stripe's counts at one moment.
+type snapshot [stripe.Count]counts
+
+// stripe is one stripe's counts: requests counts every call the throttle
+// decided, refused ones included; accepts those the dependency accepted;
+// ignored those whose caller's context ended, counted as requests and taken
+// out again. All only grow.
+type stripeCounts struct {
+	requests, accepts, ignored atomic.Int64
+	_                          [stripe.CacheLine - 24]byte
+}
+
+// stripes are allocated apart from the Throttle: a 576-byte object starts
+// on a cache-line boundary, and the first line, left empty, keeps the
+// stripes off whatever object precedes them.
+type stripes struct {
+	_ [stripe.CacheLine]byte
+	s [stripe.Count]stripeCounts
 }
 
 // New returns a Throttle named name. The name identifies it in errors and
@@ -107,12 +132,13 @@ func New(name string, opts ...Option) *Throttle {
 		cfg.seed = rand.Uint64()
 	}
 	t := &Throttle{
+		counts:    new(stripes),
 		name:      name,
 		k:         cfg.k,
 		isFailure: cfg.isFailure,
 		step:      cfg.window / buckets,
 		errRefuse: &throttledError{name: name},
-		marks:     make([]counts, 0, buckets),
+		marks:     make([]snapshot, 0, buckets),
 	}
 	t.rng.Store(cfg.seed)
 	newInstruments(t, cfg.tracerProvider, cfg.meterProvider)
@@ -129,18 +155,37 @@ func (t *Throttle) Probability() float64 {
 	if w == nil {
 		return 0
 	}
-	return t.probability(w)
+	p, _ := t.probability(w)
+	return p
 }
 
 // probability is max(0, (requests - K·accepts) / (requests + 1)) over the
-// window that began at w.
-func (t *Throttle) probability(w *counts) float64 {
-	requests := float64(t.requests.Load() - t.ignored.Load() - (w.requests - w.ignored))
-	accepts := float64(t.accepts.Load() - w.accepts)
-	if requests <= t.k*accepts {
-		return 0
+// window that began at w, summed over the stripes. balanced reports whether
+// every stripe had no more requests than K times its accepts.
+func (t *Throttle) probability(w *snapshot) (p float64, balanced bool) {
+	var requests, accepts float64
+	balanced = true
+	for i := range t.counts.s {
+		r, a := t.window1(i, w)
+		requests += r
+		accepts += a
+		if r > t.k*a {
+			balanced = false
+		}
 	}
-	return (requests - t.k*accepts) / (requests + 1)
+	if requests <= t.k*accepts {
+		return 0, balanced
+	}
+	return (requests - t.k*accepts) / (requests + 1), balanced
+}
+
+// window1 returns stripe i's requests and accepts since the window began
+// at w.
+func (t *Throttle) window1(i int, w *snapshot) (requests, accepts float64) {
+	s := &t.counts.s[i]
+	requests = float64(s.requests.Load() - s.ignored.Load() - (w[i].requests - w[i].ignored))
+	accepts = float64(s.accepts.Load() - w[i].accepts)
+	return requests, accepts
 }
 
 // Call runs fn(ctx) unless the throttle refuses the call, and returns its
@@ -161,21 +206,25 @@ func (t *Throttle) Call(ctx context.Context, fn func(context.Context) error) err
 func execute[T any](t *Throttle, ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
 	var zero T
 	if err := ctx.Err(); err != nil {
-		t.requests.Add(1)
-		t.ignored.Add(1)
+		t.canceledEarly.Add(1)
 		return zero, err
 	}
 	w := t.window.Load()
 	if w == nil {
 		w = t.wake()
 	}
-	if p := t.probability(w); p > 0 && t.draw() < p {
-		t.requests.Add(1)
-		t.rejected.Add(1)
-		t.tel.rejected(ctx, p)
-		return zero, t.errRefuse
+	if t.raised.Load() != t.cleared.Load() {
+		if p, refused := t.refuse(w); refused {
+			t.tel.rejected(ctx, p)
+			return zero, t.errRefuse
+		}
 	}
-	t.requests.Add(1)
+	i := stripe.Hint(unsafe.Pointer(t.counts))
+	s := &t.counts.s[i]
+	s.requests.Add(1)
+	if r, a := t.window1(i, w); r > t.k*a {
+		t.raised.Add(1) // this stripe's requests outgrew K times its accepts
+	}
 	returned := false
 	defer func() {
 		if !returned {
@@ -187,16 +236,34 @@ func execute[T any](t *Throttle, ctx context.Context, fn func(context.Context) (
 	v, err := fn(ctx)
 	switch {
 	case err == nil:
-		t.accepts.Add(1)
+		s.accepts.Add(1)
 	case ctx.Err() != nil:
-		t.ignored.Add(1)
+		s.ignored.Add(1)
 	case t.isFailure != nil && !t.isFailure(err):
-		t.accepts.Add(1)
+		s.accepts.Add(1)
 	default:
 		t.failures.Add(1)
 	}
 	returned = true
 	return v, err
+}
+
+// refuse decides a call while the alarm is raised: it sums the stripes and
+// draws against the probability, counting a refused call as a request, and
+// returns the probability it drew against. It clears the alarm when it finds
+// every stripe balanced.
+func (t *Throttle) refuse(w *snapshot) (p float64, refused bool) {
+	seen := t.raised.Load()
+	p, balanced := t.probability(w)
+	if balanced {
+		t.cleared.Store(seen)
+	}
+	if p == 0 || t.draw() >= p {
+		return p, false
+	}
+	t.counts.s[stripe.Hint(unsafe.Pointer(t.counts))].requests.Add(1)
+	t.rejected.Add(1)
+	return p, true
 }
 
 // draw returns a random number in [0, 1): splitmix64, one atomic add.
@@ -208,14 +275,30 @@ func (t *Throttle) draw() float64 {
 	return float64(z>>11) * 0x1p-53
 }
 
-// now returns the cumulative counts.
-func (t *Throttle) now() counts {
-	return counts{requests: t.requests.Load(), accepts: t.accepts.Load(), ignored: t.ignored.Load()}
+// now returns every stripe's counts.
+func (t *Throttle) now() snapshot {
+	var s snapshot
+	for i := range t.counts.s {
+		c := &t.counts.s[i]
+		s[i] = counts{requests: c.requests.Load(), accepts: c.accepts.Load(), ignored: c.ignored.Load()}
+	}
+	return s
+}
+
+// total returns the counts summed over the stripes.
+func (s *snapshot) total() counts {
+	var sum counts
+	for _, c := range s {
+		sum.requests += c.requests
+		sum.accepts += c.accepts
+		sum.ignored += c.ignored
+	}
+	return sum
 }
 
 // wake starts a window at the first call after the throttle was idle, and
 // the timer that moves it on.
-func (t *Throttle) wake() *counts {
+func (t *Throttle) wake() *snapshot {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if w := t.window.Load(); w != nil {
@@ -241,9 +324,10 @@ func (t *Throttle) wake() *counts {
 }
 
 // tick moves the window on by a tenth: the counts now become the newest
-// mark, and the window begins at the oldest kept. Once a whole window has
-// passed without a request the throttle goes idle: its history is empty,
-// and the timer stops until the next call.
+// mark, and the window begins at the oldest kept. A stripe that forgetting
+// old accepts leaves with more requests than K times its accepts raises the
+// alarm. Once a whole window has passed without a request the throttle goes
+// idle: its history is empty, and the timer stops until the next call.
 func (t *Throttle) tick() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -253,11 +337,17 @@ func (t *Throttle) tick() {
 	}
 	t.marks = append(t.marks, now)
 	begin := t.marks[0]
-	if now.requests == begin.requests {
+	if now.total().requests == begin.total().requests {
 		t.window.Store(nil)
 		return
 	}
 	t.window.Store(&begin)
+	for i := range t.counts.s {
+		if r, a := t.window1(i, &begin); r > t.k*a {
+			t.raised.Add(1)
+			break
+		}
+	}
 	t.timer.Reset(t.step)
 }
 
@@ -266,11 +356,13 @@ type callCounts struct {
 	success, failure, rejected, ignored int64
 }
 
-func (t *Throttle) counts() callCounts {
+func (t *Throttle) callCounts() callCounts {
+	now := t.now()
+	total := now.total()
 	return callCounts{
-		success:  t.accepts.Load(),
+		success:  total.accepts,
 		failure:  t.failures.Load(),
 		rejected: t.rejected.Load(),
-		ignored:  t.ignored.Load(),
+		ignored:  total.ignored + t.canceledEarly.Load(),
 	}
 }

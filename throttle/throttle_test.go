@@ -131,6 +131,53 @@ func TestThrottle_ProbabilityFollowsTheFormulaOverTheHistoryBeforeEachCall(t *te
 	}
 }
 
+// The same from many goroutines taking turns: their calls land in different
+// stripes of the throttle's counts, and the probability is still that of
+// the whole history, refusals and all.
+func TestThrottle_ProbabilityIsThatOfTheWholeHistoryWhicheverGoroutinesCall(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const goroutines, turns = 16, 40
+		th := throttle.New("db", throttle.WithSeed(11))
+		requests, accepts, refused := 0, 0, 0
+		turn := make([]chan struct{}, goroutines)
+		for g := range turn {
+			turn[g] = make(chan struct{})
+		}
+		done := make(chan struct{})
+		for g := range goroutines {
+			go func() {
+				for range turns {
+					<-turn[g]
+					assert.InDelta(t, want(2, requests, accepts), th.Probability(), 1e-12, "before request %d", requests)
+					ran := false
+					err := th.Call(t.Context(), func(context.Context) error {
+						ran = true
+						if requests%4 == 0 { // one call in four is accepted
+							return nil
+						}
+						return errDown
+					})
+					requests++
+					switch {
+					case !ran:
+						refused++
+					case err == nil:
+						accepts++
+					}
+					if requests == goroutines*turns {
+						close(done)
+					} else {
+						go func() { turn[requests%goroutines] <- struct{}{} }()
+					}
+				}
+			}()
+		}
+		turn[0] <- struct{}{}
+		<-done
+		assert.Positive(t, refused, "calls were refused")
+	})
+}
+
 func formatK(k float64) string { return strconv.FormatFloat(k, 'g', -1, 64) }
 
 func TestThrottle_ARefusedCallDoesNotRunAndSaysWhy(t *testing.T) {
