@@ -422,3 +422,17 @@ func TestLimiter_AllocatesNothingWhenACallIsAdmitted(t *testing.T) {
 	assert.Zero(t, testing.AllocsPerRun(1000, func() { _ = l.Call(ctx, succeed) }))
 	assert.Zero(t, testing.AllocsPerRun(1000, func() { _, _ = get(ctx) }))
 }
+
+// The test docs/limits.md shows.
+func TestGeocoder_TheFourthCallWaitsItsTurn(t *testing.T) {
+	geocode := succeed
+	synctest.Test(t, func(t *testing.T) {
+		l := ratelimit.New("geocoder", 3, time.Minute, ratelimit.WithMaxWait(time.Minute))
+		for range 3 {
+			require.NoError(t, l.Call(t.Context(), geocode))
+		}
+		start := time.Now()
+		require.NoError(t, l.Call(t.Context(), geocode))
+		assert.Equal(t, 20*time.Second, time.Since(start)) // exactly one token's interval
+	})
+}
