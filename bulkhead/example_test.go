@@ -46,7 +46,7 @@ func Example() {
 // With WithMaxWait a call that finds every slot taken queues for one; here
 // the slot is freed in time.
 func ExampleWithMaxWait() {
-	db := bulkhead.New("db", 1, bulkhead.WithMaxWait(time.Second))
+	db := bulkhead.New("db", 1, bulkhead.WithMaxWait(time.Minute))
 	running, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		_ = db.Call(context.Background(), func(context.Context) error {

@@ -58,14 +58,18 @@ func ExampleWithKey() {
 	// keys tracked: 2
 }
 
-// Smooth with a wait turns a burst of callers into a steady stream: each
-// leaves a tenth of a second after the one before.
+// Smooth spaces calls evenly: sixty an hour is one a minute, never two at
+// once, however long the limiter rested.
 func ExampleSmooth() {
-	api := ratelimit.New("api", 10, time.Second, ratelimit.Smooth(), ratelimit.WithMaxWait(time.Second))
-	start := time.Now()
-	for range 3 {
-		_ = api.Call(context.Background(), func(context.Context) error { return nil })
+	api := ratelimit.New("api", 60, time.Hour, ratelimit.Smooth())
+	work := func(context.Context) error { return nil }
+
+	fmt.Println("first:", api.Call(context.Background(), work))
+	var limited *ratelimit.LimitedError
+	if errors.As(api.Call(context.Background(), work), &limited) {
+		fmt.Println("second: refused, retry after about", limited.RetryAfter().Round(time.Second))
 	}
-	fmt.Println("three calls took about", time.Since(start).Round(100*time.Millisecond))
-	// Output: three calls took about 200ms
+	// Output:
+	// first: <nil>
+	// second: refused, retry after about 1m0s
 }
