@@ -117,7 +117,7 @@ func (tel *instruments) timedOut(ctx context.Context, waited time.Duration) {
 				tel.name,
 				telemetry.KeyOutcome.String(telemetry.OutcomeTimedOut),
 				telemetry.KeyErrorType.String(telemetry.ErrorTypeBulkheadFull),
-				telemetry.KeyWaitDuration.Float64(waited.Seconds()),
+				telemetry.KeyBulkheadWait.Float64(waited.Seconds()),
 			))
 		})
 	}
@@ -129,7 +129,7 @@ func (tel *instruments) waited(ctx context.Context, waited time.Duration) {
 			span.AddEvent(telemetry.EventBulkheadWaited, trace.WithAttributes(
 				tel.name,
 				telemetry.KeyOutcome.String(telemetry.OutcomeWaited),
-				telemetry.KeyWaitDuration.Float64(waited.Seconds()),
+				telemetry.KeyBulkheadWait.Float64(waited.Seconds()),
 			))
 		})
 	}
@@ -142,7 +142,7 @@ func (tel *instruments) canceled(ctx context.Context, waited time.Duration, err 
 				tel.name,
 				telemetry.KeyOutcome.String(telemetry.OutcomeCanceled),
 				telemetry.KeyErrorType.String(telemetry.ErrorType(err)),
-				telemetry.KeyWaitDuration.Float64(waited.Seconds()),
+				telemetry.KeyBulkheadWait.Float64(waited.Seconds()),
 			))
 		})
 	}

@@ -169,14 +169,14 @@ func TestTelemetry_Events_RejectionsAndWaitsOnTheCallersSpan(t *testing.T) {
 			telemetry.KeyPolicyName.String("db"),
 			telemetry.KeyOutcome.String(telemetry.OutcomeTimedOut),
 			telemetry.KeyErrorType.String(telemetry.ErrorTypeBulkheadFull),
-			telemetry.KeyWaitDuration.Float64(0.05))
+			telemetry.KeyBulkheadWait.Float64(0.05))
 
 		waited := telemetrytest.EventsOn(h.Span("waited"), telemetry.EventBulkheadWaited)
 		require.Len(t, waited, 1)
 		h.AssertAttributes(waited[0].Attributes,
 			telemetry.KeyPolicyName.String("db"),
 			telemetry.KeyOutcome.String(telemetry.OutcomeWaited),
-			telemetry.KeyWaitDuration.Float64(0.02))
+			telemetry.KeyBulkheadWait.Float64(0.02))
 
 		canceled := telemetrytest.EventsOn(h.Span("canceled"), telemetry.EventBulkheadWaited)
 		require.Len(t, canceled, 1)
@@ -184,7 +184,7 @@ func TestTelemetry_Events_RejectionsAndWaitsOnTheCallersSpan(t *testing.T) {
 			telemetry.KeyPolicyName.String("db"),
 			telemetry.KeyOutcome.String(telemetry.OutcomeCanceled),
 			telemetry.KeyErrorType.String(telemetry.ErrorTypeTimeout),
-			telemetry.KeyWaitDuration.Float64(0.005))
+			telemetry.KeyBulkheadWait.Float64(0.005))
 
 		assert.Empty(t, h.Span("admitted").Events(), "a call admitted at once reports nothing")
 		for _, span := range []string{"rejected", "timed out", "waited", "canceled"} {

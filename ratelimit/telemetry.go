@@ -122,7 +122,7 @@ func (tel *instruments) waited(ctx context.Context, waited time.Duration) {
 			span.AddEvent(telemetry.EventRateLimitWaited, trace.WithAttributes(
 				tel.name,
 				telemetry.KeyOutcome.String(telemetry.OutcomeWaited),
-				telemetry.KeyWaitDuration.Float64(waited.Seconds()),
+				telemetry.KeyRateLimitWait.Float64(waited.Seconds()),
 			))
 		})
 	}
@@ -135,7 +135,7 @@ func (tel *instruments) canceled(ctx context.Context, waited time.Duration, err 
 				tel.name,
 				telemetry.KeyOutcome.String(telemetry.OutcomeCanceled),
 				telemetry.KeyErrorType.String(telemetry.ErrorType(err)),
-				telemetry.KeyWaitDuration.Float64(waited.Seconds()),
+				telemetry.KeyRateLimitWait.Float64(waited.Seconds()),
 			))
 		})
 	}

@@ -169,7 +169,7 @@ func TestTelemetry_Events_RejectionsAndWaitsOnTheCallersSpan(t *testing.T) {
 			h.AssertAttributes(waited[i].Attributes,
 				telemetry.KeyPolicyName.String("api"),
 				telemetry.KeyOutcome.String(want.outcome),
-				telemetry.KeyWaitDuration.Float64(want.seconds))
+				telemetry.KeyRateLimitWait.Float64(want.seconds))
 		}
 		h.AssertAttributes(waited[1].Attributes, telemetry.KeyErrorType.String(telemetry.ErrorTypeCanceled))
 

@@ -130,14 +130,17 @@ const (
 	KeyOutcome = attribute.Key("levee.outcome")
 	// KeyTimeout is a timeout policy's duration, in seconds.
 	KeyTimeout = attribute.Key("levee.timeout.duration")
-	// KeyWaitDuration is how long a call waited for a bulkhead's slot or a
-	// rate limit's token, in seconds (float; events only).
-	KeyWaitDuration = attribute.Key("levee.wait.duration")
+	// KeyBulkheadWait is how long a call waited for a bulkhead's slot, in
+	// seconds. Events only.
+	KeyBulkheadWait = attribute.Key("levee.bulkhead.wait")
+	// KeyRateLimitWait is how long a call waited for a rate limit's
+	// token, in seconds. Events only.
+	KeyRateLimitWait = attribute.Key("levee.rate_limit.wait")
 	// KeyRateLimitRetryAfter is how long a rejected call should wait
-	// before a token is there, in seconds (float; events only).
+	// before a token is there, in seconds. Events only.
 	KeyRateLimitRetryAfter = attribute.Key("levee.rate_limit.retry_after")
 	// KeyThrottleProbability is the rejection probability a throttle
-	// applied to a call (float; events only).
+	// applied to a call. Events only.
 	KeyThrottleProbability = attribute.Key("levee.throttle.probability")
 	// KeyErrorType is the OpenTelemetry semantic-convention key error.type.
 	// Its values are bounded: see ErrorType.
