@@ -55,6 +55,41 @@ const (
 	// MetricHedgeBudgetExhausted is an Int64Counter, unit {attempt}: hedges
 	// not started because the retry budget refused them.
 	MetricHedgeBudgetExhausted = "levee.hedge.budget_exhausted"
+
+	// MetricBulkheadCalls is an Int64ObservableCounter, unit {call}: the
+	// calls a bulkhead has decided, by outcome (OutcomeAdmitted,
+	// OutcomeWaited, OutcomeRejected, OutcomeTimedOut, OutcomeCanceled).
+	MetricBulkheadCalls = "levee.bulkhead.calls"
+	// MetricBulkheadInFlight is an Int64ObservableUpDownCounter, unit
+	// {call}: the calls holding a slot of a bulkhead now.
+	MetricBulkheadInFlight = "levee.bulkhead.in_flight"
+	// MetricBulkheadQueued is an Int64ObservableUpDownCounter, unit {call}:
+	// the calls waiting for a slot of a bulkhead now.
+	MetricBulkheadQueued = "levee.bulkhead.queued"
+
+	// MetricRateLimitCalls is an Int64ObservableCounter, unit {call}: the
+	// calls a rate limit has decided, by outcome (OutcomeAdmitted,
+	// OutcomeWaited, OutcomeRejected, OutcomeCanceled).
+	MetricRateLimitCalls = "levee.rate_limit.calls"
+	// MetricRateLimitQueued is an Int64ObservableUpDownCounter, unit
+	// {call}: the calls waiting for their token now.
+	MetricRateLimitQueued = "levee.rate_limit.queued"
+	// MetricRateLimitKeys is an Int64ObservableUpDownCounter, unit {key}:
+	// the keys a keyed rate limit tracks now.
+	MetricRateLimitKeys = "levee.rate_limit.keys"
+	// MetricRateLimitKeyOverflow is an Int64ObservableCounter, unit {call}:
+	// calls of a keyed rate limit decided by its shared overflow limit,
+	// because their key was not tracked and no room was left for it.
+	MetricRateLimitKeyOverflow = "levee.rate_limit.key_overflow"
+
+	// MetricThrottleCalls is an Int64ObservableCounter, unit {call}: the
+	// calls an adaptive throttle has seen, by outcome (OutcomeSuccess: the
+	// dependency accepted it; OutcomeFailure; OutcomeRejected: throttled
+	// locally; OutcomeIgnored).
+	MetricThrottleCalls = "levee.throttle.calls"
+	// MetricThrottleProbability is a Float64ObservableGauge, unit 1: the
+	// probability with which a throttle rejects the next call.
+	MetricThrottleProbability = "levee.throttle.probability"
 )
 
 // Units, in UCUM annotation form as OpenTelemetry semantic conventions use.
@@ -63,6 +98,10 @@ const (
 	UnitCall       = "{call}"
 	UnitTransition = "{transition}"
 	UnitAttempt    = "{attempt}"
+	UnitKey        = "{key}"
+	// UnitRatio is the unit of a dimensionless value, such as a
+	// probability.
+	UnitRatio = "1"
 )
 
 // Span and span event names.
@@ -90,6 +129,21 @@ const (
 	EventRetryBudgetExhausted = "levee.retry.budget_exhausted"
 	// EventHedgeStarted is the span event for each hedge started.
 	EventHedgeStarted = "levee.hedge.started"
+	// EventBulkheadRejected is the span event for a call a bulkhead refused
+	// with ErrFull: at once, or when its wait for a slot ran out.
+	EventBulkheadRejected = "levee.bulkhead.rejected"
+	// EventBulkheadWaited is the span event for a call that waited for a
+	// slot and got one, or whose context ended while it waited.
+	EventBulkheadWaited = "levee.bulkhead.waited"
+	// EventRateLimitRejected is the span event for a call a rate limit
+	// refused with ErrLimited.
+	EventRateLimitRejected = "levee.rate_limit.rejected"
+	// EventRateLimitWaited is the span event for a call that waited for
+	// its token, and got it or saw its context end first.
+	EventRateLimitWaited = "levee.rate_limit.waited"
+	// EventThrottleRejected is the span event for a call an adaptive
+	// throttle rejected locally.
+	EventThrottleRejected = "levee.throttle.rejected"
 )
 
 // Attribute keys.
@@ -133,6 +187,17 @@ const (
 	// KeyHedgeDelay is the hedge delay a hedge was started after, in
 	// seconds. Events only.
 	KeyHedgeDelay = attribute.Key("levee.hedge.delay")
+	// KeyBulkheadWait is how long a call waited for a bulkhead's slot, in
+	KeyBulkheadWait = attribute.Key("levee.bulkhead.wait")
+	// KeyRateLimitWait is how long a call waited for a rate limit's
+	// token, in seconds. Events only.
+	KeyRateLimitWait = attribute.Key("levee.rate_limit.wait")
+	// KeyRateLimitRetryAfter is how long a rejected call should wait
+	// before a token is there, in seconds. Events only.
+	KeyRateLimitRetryAfter = attribute.Key("levee.rate_limit.retry_after")
+	// KeyThrottleProbability is the rejection probability a throttle
+	// applied to a call. Events only.
+	KeyThrottleProbability = attribute.Key("levee.throttle.probability")
 	// KeyErrorType is the OpenTelemetry semantic-convention key error.type.
 	// Its values are bounded: see ErrorType.
 	KeyErrorType = attribute.Key("error.type")
@@ -176,4 +241,16 @@ const (
 	// the breaker was told to ignore (WithIsIgnored, breaker.Ignored), or
 	// the call was a half-open probe that outlived its slot.
 	OutcomeIgnored = "ignored"
+	// OutcomeAdmitted: a bulkhead or rate limit let the call through at
+	// once, without waiting.
+	OutcomeAdmitted = "admitted"
+	// OutcomeWaited: the call waited for a bulkhead's slot or a rate
+	// limit's token, then ran.
+	OutcomeWaited = "waited"
+	// OutcomeTimedOut: the call waited for a bulkhead's slot until its
+	// maximum wait passed, then was refused.
+	OutcomeTimedOut = "timed_out"
+	// OutcomeCanceled: the caller's own context ended before the call got
+	// its slot or token (before it arrived, or while it waited).
+	OutcomeCanceled = "canceled"
 )
