@@ -1483,8 +1483,8 @@ func TestOpenError_ZeroValueRetryAfterIsZero(t *testing.T) {
 
 // The rounds below race two things on purpose, with real parallelism inside
 // a bubble; each round asserts what must hold whichever wins. (The fake
-// clock that once let a test stop a call at an exact point is gone with
-// WithClock: every order is tried instead.)
+// clock that once let a test stop a call at an exact point is gone with the
+// second time path: every order is tried instead.)
 const raceRounds = 200
 
 // Rewritten to the new rule (once "a call racing a Reset runs in the new
