@@ -20,7 +20,8 @@ func TestKeyed_ASweepIsPaidForByAsManyCallsAsTheShardHoldsKeys(t *testing.T) {
 		sh := &l.keys.shards[0]
 		time.Sleep(time.Hour)
 		for i := range 50 { // busy keys, and an hour since the last sweep
-			sh.tats[uint64(i)+1] = int64(2 * time.Hour)
+			sh.slots[uint64(i)+1] = int32(len(sh.tats))
+			sh.tats = append(sh.tats, int64(2*time.Hour))
 		}
 		l.keys.tracked.Store(50)
 
