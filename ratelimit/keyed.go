@@ -200,8 +200,9 @@ func (sh *keyShard) add(ks *keyedLimits, hash uint64, now int64) (int32, bool) {
 	}
 	var slot int32
 	if last := len(sh.free) - 1; last >= 0 {
+		// A free slot is a dropped key's, whose arrival time has passed:
+		// a full bucket, as a new key's is.
 		slot, sh.free = sh.free[last], sh.free[:last]
-		sh.tats[slot] = 0
 	} else {
 		if len(sh.tats) == cap(sh.tats) {
 			tats := make([]int64, len(sh.tats), max(2*cap(sh.tats), minSlots))

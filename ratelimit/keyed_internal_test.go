@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -34,5 +35,30 @@ func TestKeyed_ASweepIsPaidForByAsManyCallsAsTheShardHoldsKeys(t *testing.T) {
 		require.NoError(t, l.Call(t.Context(), func(context.Context) error { return nil }))
 		assert.NotZero(t, sh.lastSweep, "the fifty-first call sweeps")
 		assert.Equal(t, 51, l.Keys(), "the busy keys stay, and so does k")
+	})
+}
+
+// Keys that come and go reuse the slots of the keys dropped before them:
+// a shard's arrival times grow with the keys it holds at once, not with
+// every key it has seen.
+func TestKeyed_KeysComingAndGoingReuseTheirSlots(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var key string
+		// A key is idle a second after its one call, and a thousand new
+		// keys come every 100ms: about 10 000 are busy at any moment, and
+		// each sweep drops about half of a shard's keys.
+		l := New("api", 1, time.Second, WithKey(func(context.Context) string { return key }))
+		for i := range 300_000 {
+			if i%1000 == 0 {
+				time.Sleep(100 * time.Millisecond)
+			}
+			key = "client-" + strconv.Itoa(i)
+			require.NoError(t, l.Call(t.Context(), func(context.Context) error { return nil }))
+		}
+		slots := 0
+		for i := range l.keys.shards {
+			slots += len(l.keys.shards[i].tats)
+		}
+		assert.Less(t, slots, 4*10_000, "slots for 300 000 keys, 10 000 at a time")
 	})
 }
