@@ -13,9 +13,9 @@ import (
 // so that calls of different keys seldom meet on one lock.
 //
 // A key is known by its 64-bit hash, under a seed of the limiter's own
-// (hash/maphash), not by its bytes: a key costs the map 16 bytes whatever
-// its length, nothing is allocated for a new key, and the maps hold no
-// pointers for the collector to trace. Two keys share a bucket only if
+// (hash/maphash), not by its bytes: a key costs 24 bytes (and the map's
+// overhead) whatever its length, nothing is allocated for a new key, and
+// the shards hold no pointers for the collector to trace. Two keys share a bucket only if
 // their hashes are equal: for a million keys tracked at once, odds of about
 // one in thirty million that any two do, and the seed, random per limiter
 // and never shown, keeps callers from choosing keys that collide.
@@ -51,8 +51,16 @@ type keyedLimits struct {
 }
 
 type keyShard struct {
-	mu   sync.Mutex
-	tats map[uint64]int64 // key hash -> theoretical arrival time
+	mu sync.Mutex
+	// slots gives a key hash's slot in tats, the theoretical arrival
+	// times. A call only reads the map: a Go map notes every write in its
+	// header, and the headers of the shards' maps, allocated together,
+	// share cache lines. tats grows by doubling, from 16, so that its
+	// array always fills whole cache lines of its own; free lists the
+	// slots of dropped keys.
+	slots map[uint64]int32
+	tats  []int64
+	free  []int32
 	// sweepAt is the size at which the shard next drops its idle keys,
 	// and peak the most keys it has held since its map was made.
 	sweepAt, peak int
@@ -92,7 +100,7 @@ func newKeyedLimits(key func(context.Context) string, maxKeys int, idleAfter int
 		idleAfter:  idleAfter,
 	}
 	for i := range k.shards {
-		k.shards[i].tats = make(map[uint64]int64)
+		k.shards[i].slots = make(map[uint64]int32)
 		k.shards[i].sweepAt = firstSweep
 	}
 	return k
@@ -108,17 +116,21 @@ func (l *Limiter) admitKeyed(ctx context.Context) error {
 	hash := maphash.String(ks.seed, key)
 	sh := &ks.shards[hash>>58&ks.shardMask] // the map uses the low bits
 	sh.mu.Lock()
-	if sh.calls++; sh.calls >= len(sh.tats) && now-sh.lastSweep >= ks.idleAfter && len(sh.tats) > 0 {
+	if sh.calls++; sh.calls >= len(sh.slots) && now-sh.lastSweep >= ks.idleAfter && len(sh.slots) > 0 {
 		sh.sweep(ks, now)
 	}
-	tat, tracked := sh.tats[hash]
-	if !tracked && !sh.add(ks, now) {
-		sh.overflows++
-		sh.mu.Unlock()
-		return l.admitOverflow(ctx, now)
+	slot, tracked := sh.slots[hash]
+	if !tracked {
+		var ok bool
+		if slot, ok = sh.add(ks, hash, now); !ok {
+			sh.overflows++
+			sh.mu.Unlock()
+			return l.admitOverflow(ctx, now)
+		}
 	}
+	tat := sh.tats[slot]
 	if tat-l.tolerance <= now {
-		sh.tats[hash] = max(tat, now) + l.interval
+		sh.tats[slot] = max(tat, now) + l.interval
 		sh.admitted++
 		sh.mu.Unlock()
 		return nil
@@ -129,14 +141,15 @@ func (l *Limiter) admitKeyed(ctx context.Context) error {
 		return l.reject(ctx, wait)
 	}
 	reserved := tat + l.interval
-	sh.tats[hash] = reserved
+	sh.tats[slot] = reserved
 	sh.mu.Unlock()
 	return l.wait(ctx, wait, func() {
 		sh.mu.Lock()
 		// The key is busy until its reservation passes, so it is still
-		// tracked; later reservations keep the token.
-		if sh.tats[hash] == reserved {
-			sh.tats[hash] = tat
+		// tracked, perhaps in another slot if the shard was rebuilt;
+		// later reservations keep the token.
+		if slot, ok := sh.slots[hash]; ok && sh.tats[slot] == reserved {
+			sh.tats[slot] = tat
 		}
 		sh.mu.Unlock()
 	})
@@ -164,19 +177,18 @@ func (l *Limiter) admitOverflow(ctx context.Context, now int64) error {
 	}
 }
 
-// add makes room for one more key, dropping idle keys first when the shard
-// is due to, or reports that there is none. Called with sh.mu held; the
-// caller then stores the key.
-func (sh *keyShard) add(ks *keyedLimits, now int64) bool {
-	if len(sh.tats) >= sh.sweepAt {
+// add gives the key hash a slot with a full bucket, dropping idle keys
+// first when the shard is due to, or reports that there is no room. Called
+// with sh.mu held.
+func (sh *keyShard) add(ks *keyedLimits, hash uint64, now int64) (int32, bool) {
+	if len(sh.slots) >= sh.sweepAt {
 		sh.sweep(ks, now)
 	}
 	for {
 		n := ks.tracked.Load()
 		if n < ks.maxKeys {
 			if ks.tracked.CompareAndSwap(n, n+1) {
-				sh.peak = max(sh.peak, len(sh.tats)+1)
-				return true
+				break
 			}
 			continue
 		}
@@ -184,27 +196,55 @@ func (sh *keyShard) add(ks *keyedLimits, now int64) bool {
 			continue
 		}
 		sh.turnedAway++
-		return false
+		return 0, false
 	}
+	var slot int32
+	if last := len(sh.free) - 1; last >= 0 {
+		// A free slot is a dropped key's, whose arrival time has passed:
+		// a full bucket, as a new key's is.
+		slot, sh.free = sh.free[last], sh.free[:last]
+	} else {
+		if len(sh.tats) == cap(sh.tats) {
+			tats := make([]int64, len(sh.tats), max(2*cap(sh.tats), minSlots))
+			copy(tats, sh.tats)
+			sh.tats = tats
+		}
+		slot = int32(len(sh.tats))
+		sh.tats = append(sh.tats, 0)
+	}
+	sh.slots[hash] = slot
+	sh.peak = max(sh.peak, len(sh.slots))
+	return slot, true
 }
 
+// minSlots is the least capacity of a shard's tats: 128 bytes, two whole
+// cache lines. Doubling keeps every capacity a multiple of it.
+const minSlots = 16
+
 // sweep drops the shard's idle keys and returns how many it dropped. It
-// rebuilds the map when it holds under a quarter of what it once did.
+// rebuilds the shard when it holds under a quarter of what it once did.
 func (sh *keyShard) sweep(ks *keyedLimits, now int64) int {
-	before := len(sh.tats)
-	for hash, tat := range sh.tats {
-		if tat <= now {
-			delete(sh.tats, hash)
+	before := len(sh.slots)
+	for hash, slot := range sh.slots {
+		if sh.tats[slot] <= now {
+			delete(sh.slots, hash)
+			sh.free = append(sh.free, slot)
 		}
 	}
-	n := len(sh.tats)
+	n := len(sh.slots)
 	ks.tracked.Add(int64(n - before))
 	if sh.peak >= 4*firstSweep && n < sh.peak/4 {
-		tats := make(map[uint64]int64, 2*n)
-		for hash, tat := range sh.tats {
-			tats[hash] = tat
+		size := minSlots
+		for size < 2*n {
+			size *= 2
 		}
-		sh.tats, sh.peak = tats, n
+		slots := make(map[uint64]int32, 2*n)
+		tats := make([]int64, 0, size)
+		for hash, slot := range sh.slots {
+			slots[hash] = int32(len(tats))
+			tats = append(tats, sh.tats[slot])
+		}
+		sh.slots, sh.tats, sh.free, sh.peak = slots, tats, nil, n
 	}
 	sh.sweepAt = max(2*n, firstSweep)
 	sh.lastSweep, sh.calls, sh.turnedAway = now, 0, 0

@@ -90,8 +90,8 @@ func WithKey(key func(ctx context.Context) string) Option {
 }
 
 // WithMaxKeys bounds how many keys a keyed limiter tracks. Default
-// DefaultMaxKeys (100 000; a key costs about 40 bytes, whatever its
-// length, and a limiter at the default maximum about 4 MB).
+// DefaultMaxKeys (100 000; a key costs about 50 bytes, whatever its
+// length, and a limiter at the default maximum about 5 MB).
 //
 // Past the bound, when a call brings a key the limiter does not track and
 // it finds no room (idle keys are dropped first), that call is decided by
