@@ -3,17 +3,14 @@ package bulkhead_test
 import (
 	"context"
 	"runtime"
-	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/attribute"
-	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
@@ -278,67 +275,6 @@ func TestTelemetry_ARefusingMeterLeavesTheBulkheadWorking(t *testing.T) {
 		assert.NotEmpty(t, got)
 		for _, err := range got {
 			assert.ErrorIs(t, err, testkit.ErrMeterRefused)
-		}
-	}
-}
-
-// The names docs/telemetry.md quotes, as the OpenTelemetry Prometheus
-// exporter shows them with its defaults.
-func TestTelemetry_PrometheusNames(t *testing.T) {
-	t.Parallel()
-	mp, registry := promProvider(t)
-	b := bulkhead.New("db", 1, bulkhead.WithMeterProvider(mp))
-	require.NoError(t, b.Call(context.Background(), succeed))
-	assertPromNames(t, registry, map[string][]string{
-		"levee_bulkhead_calls_total": {"levee_outcome", "levee_policy_name"},
-		"levee_bulkhead_in_flight":   {"levee_policy_name"},
-		"levee_bulkhead_queued":      {"levee_policy_name"},
-	})
-	runtime.KeepAlive(b)
-}
-
-// promNames returns, for each metric family a Prometheus registry shows,
-// its label names, sorted.
-func promNames(t *testing.T, registry *prometheus.Registry) map[string][]string {
-	t.Helper()
-	families, err := registry.Gather()
-	require.NoError(t, err)
-	labels := map[string][]string{}
-	for _, f := range families {
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if !slices.Contains(labels[f.GetName()], l.GetName()) {
-					labels[f.GetName()] = append(labels[f.GetName()], l.GetName())
-				}
-			}
-		}
-		slices.Sort(labels[f.GetName()])
-	}
-	return labels
-}
-
-// promProvider returns a MeterProvider exported to a fresh Prometheus
-// registry with the OpenTelemetry exporter's defaults.
-func promProvider(t *testing.T) (*sdkmetric.MeterProvider, *prometheus.Registry) {
-	t.Helper()
-	registry := prometheus.NewRegistry()
-	exporter, err := otelprom.New(otelprom.WithRegisterer(registry))
-	require.NoError(t, err)
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter))
-	t.Cleanup(func() { assert.NoError(t, mp.Shutdown(context.Background())) })
-	return mp, registry
-}
-
-// assertPromNames asserts that Prometheus shows each metric of want, with
-// its labels and the scope's.
-func assertPromNames(t *testing.T, registry *prometheus.Registry, want map[string][]string) {
-	t.Helper()
-	shown := promNames(t, registry)
-	scope := []string{"otel_scope_name", "otel_scope_schema_url", "otel_scope_version"}
-	for name, wantLabels := range want {
-		got, ok := shown[name]
-		if assert.True(t, ok, "Prometheus shows %s; it shows %v", name, shown) {
-			assert.Equal(t, slices.Sorted(slices.Values(append(wantLabels, scope...))), got, name)
 		}
 	}
 }
