@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/levee-go/levee/breaker"
 )
 
 // ResponseError is how a Transport's policies see a response that counts as
@@ -123,10 +125,35 @@ func (e *HandlerError) Error() string {
 func (e *HandlerError) ErrorType() string { return strconv.Itoa(e.StatusCode) }
 
 // ErrBodyNotReplayable is returned when a policy runs a request a second time
-// (a retry) and its body cannot be sent again: the request has a body but no
-// GetBody. http.NewRequest sets GetBody for *bytes.Buffer, *bytes.Reader and
-// *strings.Reader bodies.
-var ErrBodyNotReplayable = errors.New("leveehttp: request body cannot be sent again: the request has no GetBody")
+// (a retry, a hedge) and its body cannot be sent again: the request has a
+// body but no GetBody. http.NewRequest sets GetBody for *bytes.Buffer,
+// *bytes.Reader and *strings.Reader bodies; set it yourself for others.
+//
+// Nothing of the refused attempt is sent. The error is permanent for a
+// retry (retry.IsPermanent), which returns it at once instead of trying
+// again, and a breaker counts the attempt as neither success nor failure:
+// it tells nothing about the server. Its error.type is
+// "body_not_replayable".
+var ErrBodyNotReplayable error = &bodyNotReplayableError{}
+
+// bodyNotReplayableError is ErrBodyNotReplayable's type, for the methods
+// that tell policies what it means.
+type bodyNotReplayableError struct{ _ byte } // not zero-size: its one pointer is unique
+
+func (*bodyNotReplayableError) Error() string {
+	return "leveehttp: request body cannot be sent again: the request has no GetBody"
+}
+
+// Permanent tells a retry that trying again cannot help: no attempt of the
+// request can send its body.
+func (*bodyNotReplayableError) Permanent() bool { return true }
+
+// ErrorType names the error for telemetry (error.type).
+func (*bodyNotReplayableError) ErrorType() string { return "body_not_replayable" }
+
+// errNotReplayed is what an attempt refused for want of GetBody returns: a
+// breaker ignores it.
+var errNotReplayed = breaker.Ignored(ErrBodyNotReplayable)
 
 // errNoResponse is returned when the pipeline returned neither a response
 // nor an error (a fallback that answered nil), which RoundTrip must not do.

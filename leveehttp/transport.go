@@ -234,7 +234,7 @@ func (c *call) begin(ctx context.Context) (*http.Request, error) {
 		return req, nil
 	}
 	if req.GetBody == nil {
-		return nil, ErrBodyNotReplayable
+		return nil, errNotReplayed
 	}
 	body, err := req.GetBody()
 	if err != nil {
