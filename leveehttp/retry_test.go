@@ -224,6 +224,32 @@ func TestTransport_RetryAfterPastTheCallersDeadlineStopsAtOnceOnRealSockets(t *t
 	assert.Equal(t, int64(1), counter.closes.Load())
 }
 
+// A caller that gives up while the retry waits gets its context's error,
+// not the response the retry was waiting to replace: that response is
+// closed.
+func TestTransport_CallerGivingUpDuringARetryDelayGetsItsContextsError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		script := &scripted{answers: []answer{{status: 503, retryAfter: "5"}}}
+		counter := &closeCounter{next: inMemory{script}}
+		rt := leveehttp.NewTransport(counter, retry.Policy[*http.Response]())
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		time.AfterFunc(time.Second, cancel)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://api.example/", nil)
+		require.NoError(t, err)
+		start := time.Now()
+
+		resp, err := rt.RoundTrip(req)
+
+		require.ErrorIs(t, err, context.Canceled)
+		var failed *leveehttp.ResponseError
+		assert.ErrorAs(t, err, &failed, "the last attempt's failure is still reachable")
+		assert.Nil(t, resp)
+		assert.Equal(t, time.Second, time.Since(start))
+		assert.Equal(t, int64(1), counter.closes.Load(), "the failed response nobody gets is closed")
+	})
+}
+
 func TestTransport_RetryWithABudgetHandsOverTheLastResponseWhenTheBudgetRefuses(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		script := &scripted{answers: []answer{{status: 503}}}

@@ -111,8 +111,11 @@ func namedBySource(policies []resilience.Policy[*http.Response]) bool {
 // response with a nil error whenever the server answered, whatever the
 // status, and otherwise the error of the next RoundTripper or of a policy.
 // When the policies end with an error that carries a *ResponseError (a
-// fallback that failed too, a timeout that fired once the headers were in),
-// the caller gets that response, whole, and a nil error.
+// fallback that failed too, a timeout that fired once the headers were in,
+// a retry that ran out of attempts), the caller gets that response, whole,
+// and a nil error; unless the call ended because the request's own context
+// did (its caller gave up while a retry waited to try again), which returns
+// the policies' error, matching the context's.
 func (t *Transport) RoundTrip(req *http.Request) (resp *http.Response, err error) {
 	c := &call{req: req}
 	c.ctx = context.WithValue(req.Context(), callKey{}, c)
@@ -124,6 +127,12 @@ func (t *Transport) RoundTrip(req *http.Request) (resp *http.Response, err error
 	resp, err = t.pipeline(c.ctx)
 	var failed *ResponseError
 	switch {
+	case err != nil && callerGaveUp(req, err):
+		// A policy (a retry waiting to try again, a hedge waiting for its
+		// attempts) ended the call because the caller's context ended: the
+		// caller gets that context's error, even if the error also carries
+		// a response, which is then closed.
+		return nil, err
 	case err != nil && errors.As(err, &failed) && failed.Response != nil:
 		return failed.Response, nil
 	case err != nil:
@@ -132,6 +141,13 @@ func (t *Transport) RoundTrip(req *http.Request) (resp *http.Response, err error
 		return nil, errNoResponse
 	}
 	return resp, nil
+}
+
+// callerGaveUp reports whether err says that the call ended because req's
+// own context did.
+func callerGaveUp(req *http.Request, err error) bool {
+	ctxErr := req.Context().Err()
+	return ctxErr != nil && errors.Is(err, ctxErr)
 }
 
 // CloseIdleConnections closes the idle connections of the next
