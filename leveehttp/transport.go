@@ -295,7 +295,9 @@ func (c *call) finish(kept *http.Response) {
 }
 
 // releasingBody wraps a response body so that closing it releases the
-// exchange's context. A 101 Switching Protocols body stays writable.
+// exchange's context. Closing it again does nothing: a hedge's WithRelease
+// and the Transport may both close a response that lost. A 101 Switching
+// Protocols body stays writable.
 func releasingBody(body io.ReadCloser, release func()) io.ReadCloser {
 	rb := &releaser{ReadCloser: body, release: release}
 	if w, ok := body.(io.Writer); ok {
@@ -310,9 +312,11 @@ type releaser struct {
 	release func()
 }
 
-func (r *releaser) Close() error {
-	err := r.ReadCloser.Close()
-	r.once.Do(r.release)
+func (r *releaser) Close() (err error) {
+	r.once.Do(func() {
+		err = r.ReadCloser.Close()
+		r.release()
+	})
 	return err
 }
 
