@@ -42,6 +42,14 @@ const DefaultName = "retry"
 // errors.As reach it); one whose last error was not worth retrying returns
 // that error as it is.
 //
+// What it lets go of: once it has decided to try again, and before it
+// waits, the retry calls the Release() method of every error in the failed
+// attempt's error tree that has one. An error that holds a resource frees
+// it there rather than hold it through the delay: leveehttp's error for a
+// failing response closes the response, so that its connection is not kept
+// busy while the retry waits. An error returned after its release (the
+// caller's context ended during the delay) has let go of what it held.
+//
 // Put the retry outside the breaker, and the breaker outside the timeout:
 // the timeout bounds each attempt, the breaker counts each attempt, and an
 // open breaker's rejection tells the retry how long to wait (or to stop).
@@ -144,6 +152,7 @@ func retryFailed[T any](c *core, ctx context.Context, next resilience.Func[T], s
 			return v, &Error{Name: c.tel.name, Attempts: attempts, Err: err, stop: stop, cause: causeOf(stop)}
 		}
 		c.tel.scheduled(ctx, attempts+1, delay, err)
+		release(err)
 		if ctxErr := wait(ctx, delay); ctxErr != nil {
 			return v, &Error{Name: c.tel.name, Attempts: attempts, Err: err, stop: stopCanceled, cause: ctxErr}
 		}
