@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/levee-go/levee/breaker"
@@ -13,16 +14,20 @@ import (
 // ResponseError is how a Transport's policies see a response that counts as
 // a failure (see Transport.IsFailure): the response, whole, carried as an
 // error so that a breaker counts it and a fallback can replace it. The
-// caller of RoundTrip never gets a ResponseError: the Transport unwraps it
-// and returns the response itself with a nil error.
+// caller of RoundTrip gets the response itself with a nil error, not the
+// ResponseError, unless a policy released it (see Release) and still
+// returned it: a closed response is never handed over.
 //
 // A fallback.Func that receives a ResponseError may read its Response; if
 // it returns a response of its own, the Transport closes the failing one.
+// A retry that tries again releases it first (see Release).
 type ResponseError struct {
-	// Response is the failing response; its body is unread and open.
+	// Response is the failing response; its body is unread and open
+	// until the error is released.
 	Response *http.Response
 
 	retryAfter time.Duration
+	released   atomic.Bool
 }
 
 func newResponseError(resp *http.Response, now time.Time) *ResponseError {
@@ -59,6 +64,17 @@ func (e *ResponseError) ErrorType() string { return strconv.Itoa(e.Response.Stat
 // header is missing, malformed or in the past. breaker.WithRetryAfter lets
 // this delay lengthen a breaker's open period.
 func (e *ResponseError) RetryAfter() time.Duration { return e.retryAfter }
+
+// Release closes the response's body, once; calling it again does nothing.
+// retry.Policy calls it when it has decided to try again, before it waits,
+// so that the failing response does not hold its connection through the
+// delay. A Transport never hands a released response to its caller, and
+// never closes it twice.
+func (e *ResponseError) Release() {
+	if e.released.CompareAndSwap(false, true) && e.Response != nil && e.Response.Body != nil {
+		e.Response.Body.Close()
+	}
+}
 
 // retryAfter parses the Retry-After header of a 429 or 503 response.
 func retryAfter(resp *http.Response, now time.Time) time.Duration {

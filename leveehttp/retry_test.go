@@ -165,6 +165,80 @@ func TestTransport_RetryClosesEachFailedResponseAndHandsTheLastOneOverWhole(t *t
 	assert.Equal(t, int64(3), counter.closes.Load())
 }
 
+// A failed response is closed as soon as the retry has decided to try
+// again, so that it does not hold its connection through the delay.
+func TestTransport_RetryClosesAFailedResponseBeforeWaitingToTryAgain(t *testing.T) {
+	srv, _ := newScriptedServer(t, answer{status: 503}, answer{status: 500}, answer{status: 200})
+	counter := &closeCounter{next: baseTransport(t)}
+	var closedAtStart []int64
+	recordCloses := resilience.PolicyFunc[*http.Response](func(next resilience.Func[*http.Response]) resilience.Func[*http.Response] {
+		return func(ctx context.Context) (*http.Response, error) {
+			closedAtStart = append(closedAtStart, counter.closes.Load())
+			return next(ctx)
+		}
+	})
+	rt := leveehttp.NewTransport(counter, retry.Policy[*http.Response](retry.WithDelay(0)), recordCloses)
+
+	resp, err := get(t, rt, srv.URL)
+
+	require.NoError(t, err)
+	assert.Equal(t, []int64{0, 1, 2}, closedAtStart, "responses closed when each attempt started")
+	assert.Equal(t, "attempt 3", readAll(t, resp))
+	assert.Equal(t, int64(3), counter.closes.Load(), "each response closed once")
+}
+
+// The same on the clock of a bubble: closed at the start of the delay, not
+// at its end.
+func TestTransport_RetryClosesAFailedResponseAtTheStartOfTheDelay(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		script := &scripted{answers: []answer{{status: 503, retryAfter: "2"}, {status: 200}}}
+		counter := &closeCounter{next: inMemory{script}}
+		rt := leveehttp.NewTransport(counter, retry.Policy[*http.Response]())
+		done := make(chan *http.Response)
+		go func() {
+			resp, err := get(t, rt, "http://api.example/")
+			assert.NoError(t, err)
+			done <- resp
+		}()
+
+		time.Sleep(time.Second)
+		synctest.Wait()
+		assert.Equal(t, int64(1), counter.bodies.Load(), "the retry waits for the hint")
+		assert.Equal(t, int64(1), counter.closes.Load(), "the 503 is closed while the retry waits")
+
+		resp := <-done
+		require.NotNil(t, resp)
+		assert.Equal(t, "attempt 2", readAll(t, resp))
+		assert.Equal(t, int64(2), counter.closes.Load())
+	})
+}
+
+// A policy of the user's own that releases a failure and still returns it
+// gets its error through to the caller: a closed response never is.
+func TestTransport_NeverHandsOverAReleasedResponse(t *testing.T) {
+	srv, _ := newScriptedServer(t, answer{status: 503})
+	counter := &closeCounter{next: baseTransport(t)}
+	releaseAndReturn := resilience.PolicyFunc[*http.Response](func(next resilience.Func[*http.Response]) resilience.Func[*http.Response] {
+		return func(ctx context.Context) (*http.Response, error) {
+			resp, err := next(ctx)
+			var failed *leveehttp.ResponseError
+			if errors.As(err, &failed) {
+				failed.Release()
+				failed.Release() // a second time does nothing
+			}
+			return resp, err
+		}
+	})
+	rt := leveehttp.NewTransport(counter, releaseAndReturn)
+
+	resp, err := get(t, rt, srv.URL)
+
+	var failed *leveehttp.ResponseError
+	require.ErrorAs(t, err, &failed)
+	assert.Nil(t, resp)
+	assert.Equal(t, int64(1), counter.closes.Load(), "closed once, by the release")
+}
+
 // In a bubble, served in memory, so that the delays are exact.
 func TestTransport_RetryWaitsAtLeastTheServersRetryAfter(t *testing.T) {
 	for _, status := range []int{http.StatusServiceUnavailable, http.StatusTooManyRequests} {

@@ -133,7 +133,7 @@ func (t *Transport) RoundTrip(req *http.Request) (resp *http.Response, err error
 		// caller gets that context's error, even if the error also carries
 		// a response, which is then closed.
 		return nil, err
-	case err != nil && errors.As(err, &failed) && failed.Response != nil:
+	case err != nil && errors.As(err, &failed) && failed.Response != nil && !failed.released.Load():
 		return failed.Response, nil
 	case err != nil:
 		return nil, err
@@ -180,17 +180,36 @@ func (t *Transport) attempt(ctx context.Context) (*http.Response, error) {
 	if resp.Body == nil {
 		resp.Body = http.NoBody // as http.Client does for such RoundTrippers
 	}
-	if !c.produced(resp) {
+	failure := t.failure(resp)
+	if !c.produced(resp, failure) {
 		return nil, errCallEnded
 	}
+	if failure != nil {
+		return nil, failure
+	}
+	return resp, nil
+}
+
+// failure returns the error a failing response reaches the policies as,
+// nil for a success. When IsFailure panics, the panic goes on up, and the
+// response, which nobody will get, is closed.
+func (t *Transport) failure(resp *http.Response) *ResponseError {
 	isFailure := t.IsFailure
 	if isFailure == nil {
 		isFailure = DefaultIsFailure
 	}
-	if isFailure(resp) {
-		return nil, newResponseError(resp, time.Now())
+	panicked := true
+	defer func() {
+		if panicked {
+			resp.Body.Close()
+		}
+	}()
+	failed := isFailure(resp)
+	panicked = false
+	if failed {
+		return newResponseError(resp, time.Now())
 	}
-	return resp, nil
+	return nil
 }
 
 // exchange sends req to the next RoundTripper. When a policy gave the call a
@@ -232,8 +251,24 @@ type call struct {
 
 	mu        sync.Mutex
 	attempts  int
-	responses []*http.Response
+	responses []response
 	ended     bool
+}
+
+// response is a response an attempt got, and the error it reached the
+// policies as when it failed.
+type response struct {
+	resp    *http.Response
+	failure *ResponseError // nil for a success
+}
+
+// close closes r's body, once: a failure's may have been released.
+func (r response) close() {
+	if r.failure != nil {
+		r.failure.Release()
+		return
+	}
+	r.resp.Body.Close()
 }
 
 // begin starts an attempt and returns the request to send: req itself the
@@ -261,16 +296,18 @@ func (c *call) begin(ctx context.Context) (*http.Request, error) {
 	return again, nil
 }
 
-// produced records a response an attempt got. It reports false, and closes
-// the response, when the RoundTrip has already returned without it.
-func (c *call) produced(resp *http.Response) bool {
+// produced records a response an attempt got, and the error it reaches
+// the policies as if it failed. It reports false, and closes the response,
+// when the RoundTrip has already returned without it.
+func (c *call) produced(resp *http.Response, failure *ResponseError) bool {
+	r := response{resp: resp, failure: failure}
 	c.mu.Lock()
 	if c.ended {
 		c.mu.Unlock()
-		resp.Body.Close()
+		r.close()
 		return false
 	}
-	c.responses = append(c.responses, resp)
+	c.responses = append(c.responses, r)
 	c.mu.Unlock()
 	return true
 }
@@ -284,9 +321,9 @@ func (c *call) finish(kept *http.Response) {
 	responses, attempts := c.responses, c.attempts
 	c.responses = nil
 	c.mu.Unlock()
-	for _, resp := range responses {
-		if resp != kept {
-			resp.Body.Close()
+	for _, r := range responses {
+		if r.resp != kept {
+			r.close()
 		}
 	}
 	if attempts == 0 && c.req.Body != nil {
