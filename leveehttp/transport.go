@@ -40,10 +40,16 @@ func DefaultIsFailure(resp *http.Response) bool {
 // headers only; the body stays readable for as long as the request's own
 // context lives, so a Timeout does not cut off the body the caller reads.
 //
+// The same holds for the contexts a hedge gives its attempts: the winner's
+// body stays readable after the hedge has cancelled them.
+//
 // Every response the next RoundTripper returns that does not reach the
-// caller (one a fallback replaced, one a retry superseded, one a timeout
-// abandoned) is closed by the Transport. A policy that sends a request again
-// gets a fresh body from Request.GetBody, or ErrBodyNotReplayable.
+// caller (one a fallback replaced, one a retry superseded, a hedge's loser,
+// one a timeout abandoned) is closed by the Transport, once: when the
+// RoundTrip returns, when it arrives after that, or, for a failure a retry
+// moves past, when the retry releases it before its delay. A policy that
+// sends a request again (a retry, a hedge) gets a fresh body from
+// Request.GetBody, or ErrBodyNotReplayable and nothing is sent.
 //
 // A Transport is safe for concurrent use by multiple goroutines, as the
 // policies are. Set IsFailure, if at all, before the first request.
