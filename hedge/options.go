@@ -62,6 +62,9 @@ func WithMaxHedges(n int) Option {
 //
 //	hedge.Policy[*http.Response](50*time.Millisecond,
 //		hedge.WithRelease(func(r *http.Response) { r.Body.Close() }))
+//
+// A hedge inside a leveehttp.Transport needs none: the Transport closes
+// every response its caller does not get, late or not, failed or not.
 func WithRelease[T any](release func(T)) Option {
 	return func(c *config) {
 		if release == nil {
