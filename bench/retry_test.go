@@ -51,9 +51,10 @@ func (f *failOnce) call(context.Context) (int, error) {
 // most retryAttempts times with no delay, built once: the cheapest way each
 // can be called. The returned function is one call.
 
-func leveeRetry(s *sdk, fn resilience.Func[int]) resilience.Func[int] {
+func leveeRetry(s *sdk, fn resilience.Func[int], opts ...retry.Option) resilience.Func[int] {
 	tel := resilience.Telemetry{Name: "dep", TracerProvider: s.tp, MeterProvider: s.mp}
-	return resilience.WrapWith(tel, fn, retry.Policy[int](retry.WithMaxAttempts(retryAttempts), retry.WithDelay(0)))
+	opts = append([]retry.Option{retry.WithMaxAttempts(retryAttempts), retry.WithDelay(0)}, opts...)
+	return resilience.WrapWith(tel, fn, retry.Policy[int](opts...))
 }
 
 func failsafeRetry(ctx context.Context, fn resilience.Func[int]) func() (int, error) {
@@ -90,6 +91,13 @@ var retryLibs = []struct {
 	}},
 	{"levee", func(ctx context.Context, s *sdk, fn resilience.Func[int]) func() (int, error) {
 		get := leveeRetry(s, fn)
+		return func() (int, error) { return get(ctx) }
+	}},
+	// levee-budget draws its retries from a budget, as the docs advise:
+	// every call deposits its first attempt (one atomic add), every retry
+	// withdraws (a clock read and a lock).
+	{"levee-budget", func(ctx context.Context, s *sdk, fn resilience.Func[int]) func() (int, error) {
+		get := leveeRetry(s, fn, retry.WithBudget(retry.NewBudget(1, 1<<30)))
 		return func() (int, error) { return get(ctx) }
 	}},
 	{"failsafe-go", func(ctx context.Context, _ *sdk, fn resilience.Func[int]) func() (int, error) {
@@ -200,8 +208,9 @@ func BenchmarkRetrySuccessParallel(b *testing.B) {
 
 // BenchmarkRetryOneFailureParallel is BenchmarkRetryOneFailure from every
 // core at once. Each goroutine calls its own failing function, so each
-// builds its own call from one shared policy (for levee: one retry.Policy
-// value, one pipeline per goroutine, every one reporting to one SDK).
+// builds its own call with the same settings (for levee: a pipeline per
+// goroutine, every one reporting to one SDK; lib=levee-budget gives each its
+// own budget).
 func BenchmarkRetryOneFailureParallel(b *testing.B) {
 	ctx := context.Background()
 	for _, lib := range retryLibs[1:] {

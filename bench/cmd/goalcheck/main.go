@@ -74,7 +74,7 @@ var tables = []struct {
 	},
 	{
 		[]string{"RetrySuccess", "RetrySuccessParallel", "RetryOneFailure", "RetryOneFailureParallel", "HedgeFirstFast", "HedgeFirstFastParallel"},
-		[]string{"floor", "withcancel+timer", "levee", "levee-span", "failsafe-go", "backoff", "retry-go"},
+		[]string{"floor", "withcancel+timer", "levee", "levee-budget", "levee-span", "failsafe-go", "backoff", "retry-go"},
 	},
 }
 
