@@ -2,12 +2,8 @@ package breaker
 
 import (
 	"context"
-	"reflect"
-	"sync"
 	"sync/atomic"
-	"weak"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
@@ -24,7 +20,7 @@ import (
 type instruments struct {
 	name   string
 	tracer trace.Tracer
-	meter  *meterInstruments
+	meter  *emit.Members[Breaker, meterInstruments]
 	// The providers as given (nil for the globals), for a pipeline that
 	// reports under the breaker's telemetry.
 	tracerProvider trace.TracerProvider
@@ -37,27 +33,23 @@ type instruments struct {
 }
 
 func newInstruments(b *Breaker, tp trace.TracerProvider, mp metric.MeterProvider) *instruments {
-	mi := meterInstrumentsFor(mp)
-	mi.register(b)
-	return &instruments{name: b.name, tracer: emit.Tracer(tp), meter: mi, tracerProvider: tp, meterProvider: mp}
+	return &instruments{name: b.name, tracer: emit.Tracer(tp), meter: registry.Join(mp, b), tracerProvider: tp, meterProvider: mp}
 }
 
-// meterInstruments are the breaker instruments of one MeterProvider, and the
-// breakers that report to it. One callback, registered when the first
-// breaker is, observes them all. It holds the breakers weakly: a breaker
-// nobody else references is garbage, and stops being reported.
+// meterInstruments are the breaker instruments of one MeterProvider, shared
+// by all its breakers. One callback per provider observes them all, through
+// registry, which holds the breakers weakly: a breaker nobody else
+// references is garbage, and stops being reported.
 type meterInstruments struct {
 	transitions metric.Int64Counter
 	stateGauge  metric.Int64ObservableUpDownCounter
 	calls       metric.Int64ObservableCounter
-
-	mu       sync.Mutex
-	breakers []weak.Pointer[Breaker]
 }
 
-func newMeterInstruments(mp metric.MeterProvider) *meterInstruments {
-	meter := emit.Meter(mp)
-	mi := &meterInstruments{}
+var registry = emit.NewRegistry(newMeterInstruments, observe)
+
+func newMeterInstruments(meter metric.Meter) (meterInstruments, []metric.Observable) {
+	var mi meterInstruments
 	var err error
 	mi.transitions, err = meter.Int64Counter(telemetry.MetricBreakerTransitions,
 		metric.WithUnit(telemetry.UnitTransition),
@@ -71,17 +63,10 @@ func newMeterInstruments(mp metric.MeterProvider) *meterInstruments {
 		metric.WithUnit(telemetry.UnitCall),
 		metric.WithDescription("Calls seen by circuit breakers, by outcome."))
 	emit.Handle(err)
-	if mi.stateGauge != nil && mi.calls != nil {
-		_, err = meter.RegisterCallback(mi.observe, mi.stateGauge, mi.calls)
-		emit.Handle(err)
+	if mi.stateGauge == nil || mi.calls == nil {
+		return mi, nil // the provider refused them: nothing to observe
 	}
-	return mi
-}
-
-func (mi *meterInstruments) register(b *Breaker) {
-	mi.mu.Lock()
-	mi.breakers = append(mi.breakers, weak.Make(b))
-	mi.mu.Unlock()
+	return mi, []metric.Observable{mi.stateGauge, mi.calls}
 }
 
 // outcomeValues are the levee.outcome values, by outcome.
@@ -92,107 +77,28 @@ var outcomeValues = [numOutcomes]string{
 	outcomeIgnored:  telemetry.OutcomeIgnored,
 }
 
-// observe reports, for every breaker of the provider, its state (1 for the
-// current one, 0 for the others) and its calls by outcome. The attribute
-// sets are built here, at collection, rather than kept by each breaker: 7
-// sets would cost a breaker more than everything else it holds.
-func (mi *meterInstruments) observe(_ context.Context, o metric.Observer) error {
-	breakers := mi.live()
-	// One option slice serves every observation: the observer reads it
-	// and keeps only the attribute set.
+// observe reports a breaker's state (1 for the current one, 0 for the
+// others) and its calls by outcome. The attribute sets are built here, at
+// collection, rather than kept by each breaker: 7 sets would cost a breaker
+// more than everything else it holds.
+func observe(o metric.Observer, mi meterInstruments, b *Breaker) {
+	name := telemetry.KeyPolicyName.String(b.name)
+	current := b.State()
+	// One option slice serves the breaker's seven observations: the
+	// observer reads it and keeps only the attribute set.
 	opts := make([]metric.ObserveOption, 1)
-	for _, b := range breakers {
-		name := telemetry.KeyPolicyName.String(b.name)
-		current := b.State()
-		for _, s := range allStates {
-			var v int64
-			if s == current {
-				v = 1
-			}
-			opts[0] = metric.WithAttributeSet(attribute.NewSet(name, telemetry.KeyBreakerState.String(s.telemetryValue())))
-			o.ObserveInt64(mi.stateGauge, v, opts...)
+	for _, s := range allStates {
+		var v int64
+		if s == current {
+			v = 1
 		}
-		for out, value := range outcomeValues {
-			opts[0] = metric.WithAttributeSet(attribute.NewSet(name, telemetry.KeyOutcome.String(value)))
-			o.ObserveInt64(mi.calls, b.counts.load(outcome(out)), opts...)
-		}
+		opts[0] = metric.WithAttributeSet(attribute.NewSet(name, telemetry.KeyBreakerState.String(s.telemetryValue())))
+		o.ObserveInt64(mi.stateGauge, v, opts...)
 	}
-	return nil
-}
-
-// live returns the breakers still referenced, and forgets the others.
-func (mi *meterInstruments) live() []*Breaker {
-	mi.mu.Lock()
-	defer mi.mu.Unlock()
-	breakers := make([]*Breaker, 0, len(mi.breakers))
-	kept := mi.breakers[:0]
-	for _, w := range mi.breakers {
-		if b := w.Value(); b != nil {
-			breakers = append(breakers, b)
-			kept = append(kept, w)
-		}
+	for out, value := range outcomeValues {
+		opts[0] = metric.WithAttributeSet(attribute.NewSet(name, telemetry.KeyOutcome.String(value)))
+		o.ObserveInt64(mi.calls, b.counts.load(outcome(out)), opts...)
 	}
-	clear(mi.breakers[len(kept):])
-	mi.breakers = kept
-	return breakers
-}
-
-// meterCache finds the meterInstruments of a MeterProvider. It holds both
-// the provider and its instruments weakly: an entry keeps neither alive.
-var meterCache struct {
-	mu      sync.Mutex
-	entries map[meterKey]weak.Pointer[meterInstruments]
-	sweepAt int
-}
-
-// meterKey identifies a MeterProvider without keeping it alive. For a
-// pointer it holds a weak pointer: two are equal when made from the same
-// pointer, even after the object is gone (a new object at the same address
-// gets a new one). A zero value that is not a pointer (noop.MeterProvider{})
-// holds nothing and is identified by its type alone.
-type meterKey struct {
-	typ reflect.Type
-	ptr weak.Pointer[byte]
-}
-
-// meterInstrumentsFor returns the instruments of mp (the global provider when
-// nil), creating them for its first breaker. A provider that is neither a
-// pointer nor a zero value cannot be told apart from its copies: each of its
-// breakers gets instruments of its own.
-func meterInstrumentsFor(mp metric.MeterProvider) *meterInstruments {
-	if mp == nil {
-		mp = otel.GetMeterProvider()
-	}
-	v := reflect.ValueOf(mp)
-	key := meterKey{typ: v.Type()}
-	switch {
-	case v.Kind() == reflect.Pointer && !v.IsNil():
-		key.ptr = weak.Make((*byte)(v.UnsafePointer()))
-	case !v.IsZero():
-		return newMeterInstruments(mp)
-	}
-
-	meterCache.mu.Lock()
-	defer meterCache.mu.Unlock()
-	if mi := meterCache.entries[key].Value(); mi != nil {
-		return mi
-	}
-	mi := newMeterInstruments(mp)
-	if meterCache.entries == nil {
-		meterCache.entries = make(map[meterKey]weak.Pointer[meterInstruments])
-	}
-	meterCache.entries[key] = weak.Make(mi)
-	if len(meterCache.entries) >= meterCache.sweepAt {
-		// Drop the entries whose instruments are gone (no breaker and no
-		// provider holds them), at most as often as the map doubles.
-		for k, w := range meterCache.entries {
-			if w.Value() == nil {
-				delete(meterCache.entries, k)
-			}
-		}
-		meterCache.sweepAt = 2*len(meterCache.entries) + 8
-	}
-	return mi
 }
 
 // rejected reports a rejection as an event on the caller's span, when it is
@@ -228,7 +134,7 @@ func (tel *instruments) transitioned(ctx context.Context, c StateChange, openedB
 		name := telemetry.KeyPolicyName.String(tel.name)
 		from := telemetry.KeyBreakerFrom.String(c.From.telemetryValue())
 		to := telemetry.KeyBreakerTo.String(c.To.telemetryValue())
-		if transitions := tel.meter.transitions; transitions != nil {
+		if transitions := tel.meter.Instruments().transitions; transitions != nil {
 			transitions.Add(ctx, 1, metric.WithAttributeSet(attribute.NewSet(name, from, to)))
 		}
 		attrs := []attribute.KeyValue{
