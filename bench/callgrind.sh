@@ -10,12 +10,15 @@
 # twice under callgrind, with -test.benchtime=1001x and (N+1001)x: each run
 # calls the benchmark once with b.N=1 and then once with its count, so the two
 # runs' setups are alike and their difference is N ops exactly. The whole
-# program is counted (the GC, the scheduler, timers), with GOMAXPROCS=1 so
-# that idle processors do not spin into the count, and with
-# GODEBUG=asyncpreemptoff=1 (the preemption signals crash callgrind) and
-# cpu.rdtscp=off (valgrind 3.19 does not know the RDTSCP instruction the
-# runtime reads the cycle counter with). Two runs of one benchmark agree to
-# within 0.3%. apt-get install valgrind, if it is missing.
+# program is counted (the scheduler, timers, malloc), with GOMAXPROCS=1 so
+# that idle processors do not spin into the count, GOGC=off so that the
+# collector does not either (when it runs depends on the heap, and made
+# counts of allocating paths differ by 20% between runs; an allocation's
+# later collection is therefore not counted: GOGC=100 bench/callgrind.sh
+# counts it, noisily), GODEBUG=asyncpreemptoff=1 (the preemption signals
+# crash callgrind) and cpu.rdtscp=off (valgrind 3.19 does not know the RDTSCP
+# instruction the runtime reads the cycle counter with). Two runs of one
+# benchmark agree to within 0.3%. apt-get install valgrind, if it is missing.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -26,7 +29,7 @@ trap 'rm -rf "$work"' EXIT
 
 # count runs the suite under callgrind and prints the instructions it ran.
 count() {
-	GOMAXPROCS=1 GODEBUG=asyncpreemptoff=1,cpu.rdtscp=off valgrind --tool=callgrind \
+	GOMAXPROCS=1 GOGC=${GOGC:-off} GODEBUG=asyncpreemptoff=1,cpu.rdtscp=off valgrind --tool=callgrind \
 		--callgrind-out-file="$work/callgrind.out" "$work/bench.test" \
 		-test.run='^$' -test.bench="$1" -test.benchtime="$2" >"$work/stdout" 2>"$work/stderr"
 	if ! grep -q '^PASS' "$work/stdout"; then
