@@ -4,6 +4,7 @@
 #   bench/run.sh                        # -benchmem, 6 rounds: the published run
 #   COUNT=1 bench/run.sh                # a quick look
 #   COUNT=3 BENCH=OpenRejection bench/run.sh   # some benchmarks only (a go test -bench regexp)
+#   COUNT=6 BENCH='Retry|Hedge' bench/run.sh  # the retry and hedge benchmarks
 #
 # The raw output goes to bench/results/<UTC time>/ (git ignores bench/results/);
 # benchstat then prints one table per workload, with a column per library, and
@@ -70,7 +71,8 @@ fi
 echo "load avg: $(cut -d' ' -f1-3 /proc/loadavg) (after)" | tee -a "$out/machine.txt"
 
 {
-	for workload in ClosedSuccess ClosedSuccessParallel OpenRejection FailuresUntilOpen Pipeline; do
+	for workload in ClosedSuccess ClosedSuccessParallel OpenRejection FailuresUntilOpen Pipeline \
+		RetrySuccess RetrySuccessParallel RetryOneFailure RetryOneFailureParallel HedgeFirstFast HedgeFirstFastParallel; do
 		if grep -q "^Benchmark$workload/" "$out/raw.txt"; then
 			echo
 			echo "## $workload"

@@ -258,9 +258,9 @@ func BenchmarkOpenParallel(b *testing.B) {
 
 // BenchmarkOpenRetryAfter: a rejection by an open breaker, and the
 // caller reading its RetryAfter hint, as a client honouring it does: the
-// clock read the rejection itself no longer makes. (It replaces
-// BenchmarkOpenInjectedClock, which measured the rejection path of an
-// injected clock: WithClock is gone, there is one time path.)
+// clock read the rejection itself no longer makes. (It replaces the
+// benchmark of an injected clock's rejection path: there is one time path
+// now.)
 func BenchmarkOpenRetryAfter(b *testing.B) {
 	benchEach(b, func(b *testing.B, env benchEnv) {
 		br := breaker.New("bench", benchOptions(env, breaker.WithOpenTimeout(time.Hour))...)

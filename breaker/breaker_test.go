@@ -685,6 +685,40 @@ func TestBreaker_WithIsIgnoredProbeFreesTheSlotWithoutClosingOrReopening(t *test
 	})
 }
 
+// breaker.Ignored marks one error as neutral, whatever the predicates say:
+// the call counts as ignored, the caller still gets its own error through
+// the mark, and as the half-open probe it frees the slot.
+func TestBreaker_IgnoredMarkCountsNeitherWayAndErrorsSeeThroughIt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		listen, changes := recordChanges()
+		b := newBreaker(breaker.WithIsFailure(func(error) bool { return true }), listen)
+		ctx := context.Background()
+		marked := breaker.Ignored(fmt.Errorf("GET /users/-1: %w", errInvalid))
+
+		require.ErrorIs(t, b.Call(ctx, fail), errDown)
+		require.ErrorIs(t, b.Call(ctx, fail), errDown)
+		err := b.Call(ctx, func(context.Context) error { return marked })
+		assert.Same(t, marked, err, "the caller gets the marked error")
+		assert.ErrorIs(t, err, errInvalid, "errors.Is sees through the mark")
+		assert.Equal(t, "GET /users/-1: invalid request", err.Error(), "its message is the error's")
+		assert.Equal(t, breaker.Closed, b.State(), "not a failure, though WithIsFailure says every error is one")
+		require.ErrorIs(t, b.Call(ctx, fail), errDown)
+		assert.Equal(t, breaker.Open, b.State(), "nor a success: the count was kept")
+
+		time.Sleep(breaker.DefaultOpenTimeout)
+		synctest.Wait()
+		require.Equal(t, breaker.HalfOpen, b.State())
+		require.Same(t, marked, b.Call(ctx, func(context.Context) error { return marked }))
+		assert.Equal(t, breaker.HalfOpen, b.State(), "a marked probe neither closes nor reopens")
+		fn := &counter{}
+		require.NoError(t, b.Call(ctx, fn.call))
+		assert.Equal(t, int64(1), fn.runs.Load(), "the probe slot was freed: the next call is the probe")
+		assert.Equal(t, breaker.Counts{Success: 1, Failure: 3, Ignored: 2}, b.Counts())
+		assert.Equal(t, []string{"closed->open", "open->half-open", "half-open->closed"}, edges(changes()))
+		assert.NoError(t, breaker.Ignored(nil), "Ignored(nil) is nil")
+	})
+}
+
 // --- A probe that outlives the open timeout ---
 
 func TestBreaker_StaleProbeNoLongerHoldsTheBreakerAndItsResultIsIgnored(t *testing.T) {
@@ -1341,6 +1375,35 @@ func TestBreaker_StaleProbeAfterResetDoesNotReopen(t *testing.T) {
 	})
 }
 
+// A probe that an operator's ForceOpen or Reset overtook returns into a
+// period that has ended: whatever it returns, it is counted ignored, and
+// the operator's state stands.
+func TestBreaker_ProbeOvertakenByAnOperatorIsCountedIgnored(t *testing.T) {
+	operators := map[string]struct {
+		act  func(*breaker.Breaker)
+		want breaker.State
+	}{
+		"Reset":     {func(b *breaker.Breaker) { b.Reset(context.Background()) }, breaker.Closed},
+		"ForceOpen": {func(b *breaker.Breaker) { b.ForceOpen(context.Background()) }, breaker.Open},
+	}
+	for name, op := range operators {
+		for _, late := range []error{nil, errDown} {
+			t.Run(fmt.Sprintf("%s/late %v", name, late), func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					b := newBreaker()
+					toHalfOpen(t, b)
+					release := blockedCall(b, late) // the probe
+					op.act(b)
+
+					assert.Equal(t, late, release(), "the probe's caller still gets its result")
+					assert.Equal(t, op.want, b.State(), "the late probe changed nothing")
+					assert.Equal(t, breaker.Counts{Failure: 3, Ignored: 1}, b.Counts(), "counted ignored, neither success nor failure")
+				})
+			})
+		}
+	}
+}
+
 func TestBreaker_CountsEveryCallByOutcome(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newBreaker(breaker.WithIsFailure(func(err error) bool { return !errors.Is(err, errNotFound) }))
@@ -1433,6 +1496,19 @@ func TestOpenError_MessagesNameTheBreakerAndWhy(t *testing.T) {
 	})
 }
 
+// A name holding a quote or a newline reads unambiguously in a message: it
+// is quoted as a Go string, escapes included.
+func TestOpenError_MessageQuotesANameWithAQuoteOrANewline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := breaker.New("pay\"ments\nEU", breaker.WithFailureThreshold(1))
+		require.ErrorIs(t, b.Call(context.Background(), fail), errDown)
+		openErr := requireOpenError(t, b.Call(context.Background(), succeed))
+
+		assert.Equal(t, `levee: circuit breaker "pay\"ments\nEU" is open`, openErr.Error())
+		assert.Equal(t, "pay\"ments\nEU", openErr.Name(), "Name returns the name as given")
+	})
+}
+
 func TestOpenError_RejectionsOfOnePeriodShareOneValue(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newBreaker()
@@ -1460,8 +1536,8 @@ func TestOpenError_ZeroValueRetryAfterIsZero(t *testing.T) {
 
 // The rounds below race two things on purpose, with real parallelism inside
 // a bubble; each round asserts what must hold whichever wins. (The fake
-// clock that once let a test stop a call at an exact point is gone with
-// WithClock: every order is tried instead.)
+// clock that once let a test stop a call at an exact point is gone with the
+// second time path: every order is tried instead.)
 const raceRounds = 200
 
 // Rewritten to the new rule (once "a call racing a Reset runs in the new

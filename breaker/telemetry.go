@@ -2,13 +2,9 @@ package breaker
 
 import (
 	"context"
-	"reflect"
-	"sync"
 	"sync/atomic"
 	"time"
-	"weak"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
@@ -25,7 +21,7 @@ import (
 type instruments struct {
 	name   string
 	tracer trace.Tracer
-	meter  *meterInstruments
+	meter  *emit.Members[Breaker, meterInstruments]
 	// The providers as given (nil for the globals), for a pipeline that
 	// reports under the breaker's telemetry.
 	tracerProvider trace.TracerProvider
@@ -49,11 +45,9 @@ type durationHistogram struct {
 }
 
 func newInstruments(b *Breaker, tp trace.TracerProvider, mp metric.MeterProvider, callDuration bool) *instruments {
-	mi := meterInstrumentsFor(mp)
-	mi.register(b)
-	tel := &instruments{name: b.name, tracer: emit.Tracer(tp), meter: mi, tracerProvider: tp, meterProvider: mp}
-	if callDuration && mi.callDuration != nil {
-		d := &durationHistogram{histogram: mi.callDuration}
+	tel := &instruments{name: b.name, tracer: emit.Tracer(tp), meter: registry.Join(mp, b), tracerProvider: tp, meterProvider: mp}
+	if h := tel.meter.Instruments().callDuration; callDuration && h != nil {
+		d := &durationHistogram{histogram: h}
 		name := telemetry.KeyPolicyName.String(b.name)
 		for o, value := range outcomeValues {
 			d.opts[o] = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(name, telemetry.KeyOutcome.String(value)))}
@@ -70,10 +64,10 @@ func (tel *instruments) recordDuration(ctx context.Context, o outcome, d time.Du
 	emit.Guard("circuit breaker telemetry", func() { h.histogram.Record(ctx, d.Seconds(), h.opts[o]...) })
 }
 
-// meterInstruments are the breaker instruments of one MeterProvider, and the
-// breakers that report to it. One callback, registered when the first
-// breaker is, observes them all. It holds the breakers weakly: a breaker
-// nobody else references is garbage, and stops being reported.
+// meterInstruments are the breaker instruments of one MeterProvider, shared
+// by all its breakers. One callback per provider observes them all, through
+// registry, which holds the breakers weakly: a breaker nobody else
+// references is garbage, and stops being reported.
 type meterInstruments struct {
 	transitions  metric.Int64Counter
 	stateGauge   metric.Int64ObservableUpDownCounter
@@ -81,14 +75,12 @@ type meterInstruments struct {
 	failureRate  metric.Float64ObservableGauge
 	slowCallRate metric.Float64ObservableGauge
 	callDuration metric.Float64Histogram
-
-	mu       sync.Mutex
-	breakers []weak.Pointer[Breaker]
 }
 
-func newMeterInstruments(mp metric.MeterProvider) *meterInstruments {
-	meter := emit.Meter(mp)
-	mi := &meterInstruments{}
+var registry = emit.NewRegistry(newMeterInstruments, observe)
+
+func newMeterInstruments(meter metric.Meter) (meterInstruments, []metric.Observable) {
+	var mi meterInstruments
 	var err error
 	mi.transitions, err = meter.Int64Counter(telemetry.MetricBreakerTransitions,
 		metric.WithUnit(telemetry.UnitTransition),
@@ -115,23 +107,16 @@ func newMeterInstruments(mp metric.MeterProvider) *meterInstruments {
 		metric.WithDescription("Duration of the calls circuit breakers ran, by outcome."),
 		metric.WithExplicitBucketBoundaries(callDurationBuckets...))
 	emit.Handle(err)
-	if mi.stateGauge != nil && mi.calls != nil && mi.failureRate != nil && mi.slowCallRate != nil {
-		_, err = meter.RegisterCallback(mi.observe, mi.stateGauge, mi.calls, mi.failureRate, mi.slowCallRate)
-		emit.Handle(err)
+	if mi.stateGauge == nil || mi.calls == nil || mi.failureRate == nil || mi.slowCallRate == nil {
+		return mi, nil // the provider refused them: nothing to observe
 	}
-	return mi
+	return mi, []metric.Observable{mi.stateGauge, mi.calls, mi.failureRate, mi.slowCallRate}
 }
 
 // callDurationBuckets are the semantic conventions' advice for the
 // boundaries of a request duration (http.client.request.duration), in
 // seconds.
 var callDurationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
-
-func (mi *meterInstruments) register(b *Breaker) {
-	mi.mu.Lock()
-	mi.breakers = append(mi.breakers, weak.Make(b))
-	mi.mu.Unlock()
-}
 
 // outcomeValues are the levee.outcome values, by outcome.
 var outcomeValues = [numOutcomes]string{
@@ -143,118 +128,39 @@ var outcomeValues = [numOutcomes]string{
 	outcomeShadowRejected: telemetry.OutcomeShadowRejected,
 }
 
-// observe reports, for every breaker of the provider, its state (1 for the
-// current one, 0 for the others) and its calls by outcome. The attribute
-// sets are built here, at collection, rather than kept by each breaker: 7
-// sets would cost a breaker more than everything else it holds.
-func (mi *meterInstruments) observe(_ context.Context, o metric.Observer) error {
-	breakers := mi.live()
-	// One option slice serves every observation: the observer reads it
-	// and keeps only the attribute set.
+// observe reports a breaker's state (1 for the current one, 0 for the
+// others) and its calls by outcome. The attribute sets are built here, at
+// collection, rather than kept by each breaker: 7 sets would cost a breaker
+// more than everything else it holds.
+func observe(o metric.Observer, mi meterInstruments, b *Breaker) {
+	name := telemetry.KeyPolicyName.String(b.name)
+	current := b.State()
+	// One option slice serves the breaker's seven observations: the
+	// observer reads it and keeps only the attribute set.
 	opts := make([]metric.ObserveOption, 1)
-	for _, b := range breakers {
-		name := telemetry.KeyPolicyName.String(b.name)
-		current := b.State()
-		for _, s := range allStates {
-			var v int64
-			if s == current {
-				v = 1
-			}
-			opts[0] = metric.WithAttributeSet(attribute.NewSet(name, telemetry.KeyBreakerState.String(s.telemetryValue())))
-			o.ObserveInt64(mi.stateGauge, v, opts...)
+	for _, s := range allStates {
+		var v int64
+		if s == current {
+			v = 1
 		}
-		for out, value := range outcomeValues {
-			if outcome(out) == outcomeShadowRejected && !b.shadowSeen.Load() {
-				continue // reported once shadow mode has been on
-			}
-			opts[0] = metric.WithAttributeSet(attribute.NewSet(name, telemetry.KeyOutcome.String(value)))
-			o.ObserveInt64(mi.calls, b.counts.load(outcome(out)), opts...)
+		opts[0] = metric.WithAttributeSet(attribute.NewSet(name, telemetry.KeyBreakerState.String(s.telemetryValue())))
+		o.ObserveInt64(mi.stateGauge, v, opts...)
+	}
+	for out, value := range outcomeValues {
+		if outcome(out) == outcomeShadowRejected && !b.shadowSeen.Load() {
+			continue // reported once shadow mode has been on
 		}
-		if b.rules.windowed() {
-			c := b.Window()
-			opts[0] = metric.WithAttributeSet(attribute.NewSet(name))
-			o.ObserveFloat64(mi.failureRate, c.FailureRate(), opts...)
-			if b.rules.slowCallDuration > 0 {
-				o.ObserveFloat64(mi.slowCallRate, c.SlowCallRate(), opts...)
-			}
+		opts[0] = metric.WithAttributeSet(attribute.NewSet(name, telemetry.KeyOutcome.String(value)))
+		o.ObserveInt64(mi.calls, b.counts.load(outcome(out)), opts...)
+	}
+	if b.rules.windowed() {
+		c := b.Window()
+		opts[0] = metric.WithAttributeSet(attribute.NewSet(name))
+		o.ObserveFloat64(mi.failureRate, c.FailureRate(), opts...)
+		if b.rules.slowCallDuration > 0 {
+			o.ObserveFloat64(mi.slowCallRate, c.SlowCallRate(), opts...)
 		}
 	}
-	return nil
-}
-
-// live returns the breakers still referenced, and forgets the others.
-func (mi *meterInstruments) live() []*Breaker {
-	mi.mu.Lock()
-	defer mi.mu.Unlock()
-	breakers := make([]*Breaker, 0, len(mi.breakers))
-	kept := mi.breakers[:0]
-	for _, w := range mi.breakers {
-		if b := w.Value(); b != nil {
-			breakers = append(breakers, b)
-			kept = append(kept, w)
-		}
-	}
-	clear(mi.breakers[len(kept):])
-	mi.breakers = kept
-	return breakers
-}
-
-// meterCache finds the meterInstruments of a MeterProvider. It holds both
-// the provider and its instruments weakly: an entry keeps neither alive.
-var meterCache struct {
-	mu      sync.Mutex
-	entries map[meterKey]weak.Pointer[meterInstruments]
-	sweepAt int
-}
-
-// meterKey identifies a MeterProvider without keeping it alive. For a
-// pointer it holds a weak pointer: two are equal when made from the same
-// pointer, even after the object is gone (a new object at the same address
-// gets a new one). A zero value that is not a pointer (noop.MeterProvider{})
-// holds nothing and is identified by its type alone.
-type meterKey struct {
-	typ reflect.Type
-	ptr weak.Pointer[byte]
-}
-
-// meterInstrumentsFor returns the instruments of mp (the global provider when
-// nil), creating them for its first breaker. A provider that is neither a
-// pointer nor a zero value cannot be told apart from its copies: each of its
-// breakers gets instruments of its own.
-func meterInstrumentsFor(mp metric.MeterProvider) *meterInstruments {
-	if mp == nil {
-		mp = otel.GetMeterProvider()
-	}
-	v := reflect.ValueOf(mp)
-	key := meterKey{typ: v.Type()}
-	switch {
-	case v.Kind() == reflect.Pointer && !v.IsNil():
-		key.ptr = weak.Make((*byte)(v.UnsafePointer()))
-	case !v.IsZero():
-		return newMeterInstruments(mp)
-	}
-
-	meterCache.mu.Lock()
-	defer meterCache.mu.Unlock()
-	if mi := meterCache.entries[key].Value(); mi != nil {
-		return mi
-	}
-	mi := newMeterInstruments(mp)
-	if meterCache.entries == nil {
-		meterCache.entries = make(map[meterKey]weak.Pointer[meterInstruments])
-	}
-	meterCache.entries[key] = weak.Make(mi)
-	if len(meterCache.entries) >= meterCache.sweepAt {
-		// Drop the entries whose instruments are gone (no breaker and no
-		// provider holds them), at most as often as the map doubles.
-		for k, w := range meterCache.entries {
-			if w.Value() == nil {
-				delete(meterCache.entries, k)
-			}
-		}
-		meterCache.sweepAt = 2*len(meterCache.entries) + 8
-	}
-	return mi
 }
 
 // rejected reports a rejection as an event on the caller's span, when it is
@@ -306,7 +212,7 @@ func (tel *instruments) transitioned(ctx context.Context, c StateChange, openedB
 		if c.TripRule != "" {
 			metricAttrs = append(metricAttrs, telemetry.KeyBreakerTripRule.String(c.TripRule))
 		}
-		if transitions := tel.meter.transitions; transitions != nil {
+		if transitions := tel.meter.Instruments().transitions; transitions != nil {
 			transitions.Add(ctx, 1, metric.WithAttributeSet(attribute.NewSet(metricAttrs...)))
 		}
 		attrs := append(metricAttrs,

@@ -13,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -231,6 +232,45 @@ func TestTelemetry_CallsMetric_ByOutcome(t *testing.T) {
 			telPoint(4, name, telemetry.KeyOutcome.String("ignored")),
 		)
 	})
+}
+
+// telGlobalsInstalled is set once a test has installed the global providers.
+var telGlobalsInstalled atomic.Bool
+
+// TestTelemetry_BreakerCreatedBeforeTheSDKIsInstalledReportsToIt: a breaker
+// given no providers, created before the application installs its SDK (a
+// package-level breaker, say), reports to that SDK once it is installed:
+// the global providers it took at construction forward to it. Not parallel:
+// it installs the global providers for its duration, and it must stay the
+// only test of this package that does, as the globals forward to the first
+// providers installed, for good: it runs once per test binary (a second
+// run, under -count, is skipped).
+func TestTelemetry_BreakerCreatedBeforeTheSDKIsInstalledReportsToIt(t *testing.T) {
+	if telGlobalsInstalled.Swap(true) {
+		t.Skip("the global providers already forward to the SDK an earlier run installed")
+	}
+	b := breaker.New("package-level", breaker.WithFailureThreshold(1))
+	h := telemetrytest.New(t)
+	previousTP, previousMP := otel.GetTracerProvider(), otel.GetMeterProvider()
+	otel.SetTracerProvider(h.TracerProvider)
+	otel.SetMeterProvider(h.MeterProvider)
+	t.Cleanup(func() {
+		otel.SetTracerProvider(previousTP)
+		otel.SetMeterProvider(previousMP)
+	})
+
+	ctx, caller := h.StartSpan(context.Background(), "GET /stock")
+	require.ErrorIs(t, b.Call(ctx, telFail), telErrDown)
+	caller.End()
+
+	name := telemetry.KeyPolicyName.String("package-level")
+	h.AssertInt64(telemetry.MetricBreakerState, 1, name, telemetry.KeyBreakerState.String(telemetry.StateOpen))
+	h.AssertInt64(telemetry.MetricBreakerCalls, 1, name, telemetry.KeyOutcome.String(telemetry.OutcomeFailure))
+	h.AssertInt64(telemetry.MetricBreakerTransitions, 1, name, telemetry.KeyBreakerTo.String(telemetry.StateOpen))
+	spans := telTransitionSpans(h, "closed", "open")
+	require.Len(t, spans, 1, "the transition span reached the SDK")
+	assert.Equal(t, caller.SpanContext().SpanID(), spans[0].Parent().SpanID(), "a child of the caller's span")
+	b.Reset(context.Background()) // stops the open timer, and keeps b referenced until its metrics were read
 }
 
 func TestTelemetry_TransitionsMetric_ByFromAndTo(t *testing.T) {

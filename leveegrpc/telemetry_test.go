@@ -90,3 +90,29 @@ func TestInterceptors_NameTheirPipelinesTelemetry(t *testing.T) {
 		})
 	}
 }
+
+// A provider that is a nil pointer (a variable of the SDK's type never
+// assigned) is refused when the interceptor is built, by a panic naming the
+// field, not left to fail inside the SDK at the first call (issue 10,
+// point 9).
+func TestInterceptors_RefuseATypedNilProviderNamingIt(t *testing.T) {
+	var unset telemetrytest.Harness // never built: its providers are nil *sdktrace.TracerProvider and *sdkmetric.MeterProvider
+	timeout := []resilience.Policy[any]{resilience.Timeout[any](time.Second)}
+	for name, build := range map[string]func(leveegrpc.Option){
+		"UnaryClientInterceptor":  func(o leveegrpc.Option) { leveegrpc.UnaryClientInterceptor(timeout, o) },
+		"UnaryServerInterceptor":  func(o leveegrpc.Option) { leveegrpc.UnaryServerInterceptor(timeout, o) },
+		"StreamServerInterceptor": func(o leveegrpc.Option) { leveegrpc.StreamServerInterceptor(timeout, o) },
+		"StreamClientInterceptor": func(o leveegrpc.Option) {
+			leveegrpc.StreamClientInterceptor([]resilience.Policy[grpc.ClientStream]{resilience.Timeout[grpc.ClientStream](time.Second)}, o)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			assert.PanicsWithValue(t, "levee: resilience.WrapWith: Telemetry.TracerProvider: provider is a nil *trace.TracerProvider", func() {
+				build(leveegrpc.WithTelemetry(resilience.Telemetry{TracerProvider: unset.TracerProvider}))
+			})
+			assert.PanicsWithValue(t, "levee: resilience.WrapWith: Telemetry.MeterProvider: provider is a nil *metric.MeterProvider", func() {
+				build(leveegrpc.WithTelemetry(resilience.Telemetry{MeterProvider: unset.MeterProvider}))
+			})
+		})
+	}
+}

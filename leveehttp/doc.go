@@ -17,6 +17,40 @@
 // matching breaker.ErrOpen (wrapped in a *url.Error by http.Client) and
 // never touches the request's body.
 //
+// Retries and hedges go in the same pipeline, outside the breaker, and
+// need nothing more of the caller than a request whose body can be sent
+// again:
+//
+//	client := &http.Client{Transport: leveehttp.NewTransport(nil,
+//		retry.Policy[*http.Response](retry.WithBudget(paymentsBudget)), // each attempt below is retried
+//		breaker.Policy[*http.Response](payments),                       // counts every attempt
+//		resilience.Timeout[*http.Response](2*time.Second),               // bounds each attempt
+//	)}
+//
+// What the Transport does for them:
+//
+//   - Every attempt after the first sends the body again, from
+//     Request.GetBody (http.NewRequest sets it for *bytes.Buffer,
+//     *bytes.Reader and *strings.Reader bodies). A request with a body and
+//     no GetBody is refused at its first retry with ErrBodyNotReplayable,
+//     sending nothing; the retry returns it at once, and a breaker ignores
+//     it. A hedge of such a request is not sent, and the call goes on with
+//     its first attempt.
+//   - A 429 or 503's Retry-After reaches the retry as the failure's
+//     RetryAfter hint: the next delay is at least that long, and a hint
+//     that would pass the caller's deadline (or the retry's maximum delay)
+//     stops the retry at once.
+//   - No response is left open. A failed response is closed as soon as the
+//     retry decides to try again (ResponseError.Release), before it waits,
+//     so that it holds no connection through the delay; a hedge's losers
+//     are closed by the Transport, whenever they arrive, with no
+//     hedge.WithRelease needed. When the retries run out, the caller gets
+//     the last response, whole, as without a retry; a caller whose own
+//     context ends while the retry waits gets the context's error.
+//   - The response the caller gets stays readable after RoundTrip returns,
+//     though the hedge or timeout that produced it has cancelled its
+//     context: only the request's own context ends its body.
+//
 // On the server side, Handler answers 503 Service Unavailable with a
 // Retry-After header while its breaker is open, without running the handler:
 //

@@ -5,22 +5,29 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
+
+	"github.com/levee-go/levee/breaker"
 )
 
 // ResponseError is how a Transport's policies see a response that counts as
 // a failure (see Transport.IsFailure): the response, whole, carried as an
 // error so that a breaker counts it and a fallback can replace it. The
-// caller of RoundTrip never gets a ResponseError: the Transport unwraps it
-// and returns the response itself with a nil error.
+// caller of RoundTrip gets the response itself with a nil error, not the
+// ResponseError, unless a policy released it (see Release) and still
+// returned it: a closed response is never handed over.
 //
 // A fallback.Func that receives a ResponseError may read its Response; if
 // it returns a response of its own, the Transport closes the failing one.
+// A retry that tries again releases it first (see Release).
 type ResponseError struct {
-	// Response is the failing response; its body is unread and open.
+	// Response is the failing response; its body is unread and open
+	// until the error is released.
 	Response *http.Response
 
 	retryAfter time.Duration
+	released   atomic.Bool
 }
 
 func newResponseError(resp *http.Response, now time.Time) *ResponseError {
@@ -57,6 +64,17 @@ func (e *ResponseError) ErrorType() string { return strconv.Itoa(e.Response.Stat
 // header is missing, malformed or in the past. breaker.WithRetryAfter lets
 // this delay lengthen a breaker's open period.
 func (e *ResponseError) RetryAfter() time.Duration { return e.retryAfter }
+
+// Release closes the response's body, once; calling it again does nothing.
+// retry.Policy calls it when it has decided to try again, before it waits,
+// so that the failing response does not hold its connection through the
+// delay. A Transport never hands a released response to its caller, and
+// never closes it twice.
+func (e *ResponseError) Release() {
+	if e.released.CompareAndSwap(false, true) && e.Response != nil && e.Response.Body != nil {
+		e.Response.Body.Close()
+	}
+}
 
 // retryAfter parses the Retry-After header of a 429 or 503 response.
 func retryAfter(resp *http.Response, now time.Time) time.Duration {
@@ -123,10 +141,35 @@ func (e *HandlerError) Error() string {
 func (e *HandlerError) ErrorType() string { return strconv.Itoa(e.StatusCode) }
 
 // ErrBodyNotReplayable is returned when a policy runs a request a second time
-// (a retry) and its body cannot be sent again: the request has a body but no
-// GetBody. http.NewRequest sets GetBody for *bytes.Buffer, *bytes.Reader and
-// *strings.Reader bodies.
-var ErrBodyNotReplayable = errors.New("leveehttp: request body cannot be sent again: the request has no GetBody")
+// (a retry, a hedge) and its body cannot be sent again: the request has a
+// body but no GetBody. http.NewRequest sets GetBody for *bytes.Buffer,
+// *bytes.Reader and *strings.Reader bodies; set it yourself for others.
+//
+// Nothing of the refused attempt is sent. The error is permanent for a
+// retry (retry.IsPermanent), which returns it at once instead of trying
+// again, and a breaker counts the attempt as neither success nor failure:
+// it tells nothing about the server. Its error.type is
+// "body_not_replayable".
+var ErrBodyNotReplayable error = &bodyNotReplayableError{}
+
+// bodyNotReplayableError is ErrBodyNotReplayable's type, for the methods
+// that tell policies what it means.
+type bodyNotReplayableError struct{ _ byte } // not zero-size: its one pointer is unique
+
+func (*bodyNotReplayableError) Error() string {
+	return "leveehttp: request body cannot be sent again: the request has no GetBody"
+}
+
+// Permanent tells a retry that trying again cannot help: no attempt of the
+// request can send its body.
+func (*bodyNotReplayableError) Permanent() bool { return true }
+
+// ErrorType names the error for telemetry (error.type).
+func (*bodyNotReplayableError) ErrorType() string { return "body_not_replayable" }
+
+// errNotReplayed is what an attempt refused for want of GetBody returns: a
+// breaker ignores it.
+var errNotReplayed = breaker.Ignored(ErrBodyNotReplayable)
 
 // errNoResponse is returned when the pipeline returned neither a response
 // nor an error (a fallback that answered nil), which RoundTrip must not do.

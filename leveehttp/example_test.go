@@ -9,10 +9,12 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/levee-go/levee/breaker"
 	"github.com/levee-go/levee/fallback"
 	"github.com/levee-go/levee/leveehttp"
+	"github.com/levee-go/levee/retry"
 )
 
 // A client whose breaker opens after two failing answers: the caller still
@@ -100,6 +102,46 @@ func ExampleNewTransport_fallback() {
 	// 200 stale yesterday's prices
 	// fallback for: levee: circuit breaker "prices" is open
 	// 200 stale yesterday's prices
+}
+
+// A retry outside the breaker sends a POST again, body and all, when the
+// server fails: the request's body is a *strings.Reader, so http.NewRequest
+// gives it the GetBody every attempt after the first needs.
+func ExampleNewTransport_retry() {
+	var requests atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		n := requests.Add(1)
+		fmt.Printf("server: request %d, body %q\n", n, body)
+		if n == 1 {
+			http.Error(w, "restarting", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "order accepted")
+	}))
+	defer srv.Close()
+
+	orders := breaker.New("orders")
+	client := &http.Client{Transport: leveehttp.NewTransport(nil,
+		retry.Policy[*http.Response](retry.WithMaxAttempts(3), retry.WithDelay(10*time.Millisecond)),
+		breaker.Policy[*http.Response](orders),
+	)}
+	defer client.CloseIdleConnections()
+
+	resp, err := client.Post(srv.URL, "text/plain", strings.NewReader("2 baguettes"))
+	if err != nil {
+		fmt.Println("error:", err)
+		return
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	fmt.Print(resp.Status, " - ", string(body))
+	fmt.Println("breaker counted", orders.Counts().Failure, "failure")
+	// Output:
+	// server: request 1, body "2 baguettes"
+	// server: request 2, body "2 baguettes"
+	// 200 OK - order accepted
+	// breaker counted 1 failure
 }
 
 // A server sheds load while its handler fails: once the breaker opens,

@@ -40,10 +40,16 @@ func DefaultIsFailure(resp *http.Response) bool {
 // headers only; the body stays readable for as long as the request's own
 // context lives, so a Timeout does not cut off the body the caller reads.
 //
+// The same holds for the contexts a hedge gives its attempts: the winner's
+// body stays readable after the hedge has cancelled them.
+//
 // Every response the next RoundTripper returns that does not reach the
-// caller (one a fallback replaced, one a retry superseded, one a timeout
-// abandoned) is closed by the Transport. A policy that sends a request again
-// gets a fresh body from Request.GetBody, or ErrBodyNotReplayable.
+// caller (one a fallback replaced, one a retry superseded, a hedge's loser,
+// one a timeout abandoned) is closed by the Transport, once: when the
+// RoundTrip returns, when it arrives after that, or, for a failure a retry
+// moves past, when the retry releases it before its delay. A policy that
+// sends a request again (a retry, a hedge) gets a fresh body from
+// Request.GetBody, or ErrBodyNotReplayable and nothing is sent.
 //
 // A Transport is safe for concurrent use by multiple goroutines, as the
 // policies are. Set IsFailure, if at all, before the first request.
@@ -111,8 +117,11 @@ func namedBySource(policies []resilience.Policy[*http.Response]) bool {
 // response with a nil error whenever the server answered, whatever the
 // status, and otherwise the error of the next RoundTripper or of a policy.
 // When the policies end with an error that carries a *ResponseError (a
-// fallback that failed too, a timeout that fired once the headers were in),
-// the caller gets that response, whole, and a nil error.
+// fallback that failed too, a timeout that fired once the headers were in,
+// a retry that ran out of attempts), the caller gets that response, whole,
+// and a nil error; unless the call ended because the request's own context
+// did (its caller gave up while a retry waited to try again), which returns
+// the policies' error, matching the context's.
 func (t *Transport) RoundTrip(req *http.Request) (resp *http.Response, err error) {
 	c := &call{req: req}
 	c.ctx = context.WithValue(req.Context(), callKey{}, c)
@@ -124,7 +133,13 @@ func (t *Transport) RoundTrip(req *http.Request) (resp *http.Response, err error
 	resp, err = t.pipeline(c.ctx)
 	var failed *ResponseError
 	switch {
-	case err != nil && errors.As(err, &failed) && failed.Response != nil:
+	case err != nil && callerGaveUp(req, err):
+		// A policy (a retry waiting to try again, a hedge waiting for its
+		// attempts) ended the call because the caller's context ended: the
+		// caller gets that context's error, even if the error also carries
+		// a response, which is then closed.
+		return nil, err
+	case err != nil && errors.As(err, &failed) && failed.Response != nil && !failed.released.Load():
 		return failed.Response, nil
 	case err != nil:
 		return nil, err
@@ -132,6 +147,13 @@ func (t *Transport) RoundTrip(req *http.Request) (resp *http.Response, err error
 		return nil, errNoResponse
 	}
 	return resp, nil
+}
+
+// callerGaveUp reports whether err says that the call ended because req's
+// own context did.
+func callerGaveUp(req *http.Request, err error) bool {
+	ctxErr := req.Context().Err()
+	return ctxErr != nil && errors.Is(err, ctxErr)
 }
 
 // CloseIdleConnections closes the idle connections of the next
@@ -164,17 +186,36 @@ func (t *Transport) attempt(ctx context.Context) (*http.Response, error) {
 	if resp.Body == nil {
 		resp.Body = http.NoBody // as http.Client does for such RoundTrippers
 	}
-	if !c.produced(resp) {
+	failure := t.failure(resp)
+	if !c.produced(resp, failure) {
 		return nil, errCallEnded
 	}
+	if failure != nil {
+		return nil, failure
+	}
+	return resp, nil
+}
+
+// failure returns the error a failing response reaches the policies as,
+// nil for a success. When IsFailure panics, the panic goes on up, and the
+// response, which nobody will get, is closed.
+func (t *Transport) failure(resp *http.Response) *ResponseError {
 	isFailure := t.IsFailure
 	if isFailure == nil {
 		isFailure = DefaultIsFailure
 	}
-	if isFailure(resp) {
-		return nil, newResponseError(resp, time.Now())
+	panicked := true
+	defer func() {
+		if panicked {
+			resp.Body.Close()
+		}
+	}()
+	failed := isFailure(resp)
+	panicked = false
+	if failed {
+		return newResponseError(resp, time.Now())
 	}
-	return resp, nil
+	return nil
 }
 
 // exchange sends req to the next RoundTripper. When a policy gave the call a
@@ -216,8 +257,24 @@ type call struct {
 
 	mu        sync.Mutex
 	attempts  int
-	responses []*http.Response
+	responses []response
 	ended     bool
+}
+
+// response is a response an attempt got, and the error it reached the
+// policies as when it failed.
+type response struct {
+	resp    *http.Response
+	failure *ResponseError // nil for a success
+}
+
+// close closes r's body, once: a failure's may have been released.
+func (r response) close() {
+	if r.failure != nil {
+		r.failure.Release()
+		return
+	}
+	r.resp.Body.Close()
 }
 
 // begin starts an attempt and returns the request to send: req itself the
@@ -234,7 +291,7 @@ func (c *call) begin(ctx context.Context) (*http.Request, error) {
 		return req, nil
 	}
 	if req.GetBody == nil {
-		return nil, ErrBodyNotReplayable
+		return nil, errNotReplayed
 	}
 	body, err := req.GetBody()
 	if err != nil {
@@ -245,16 +302,18 @@ func (c *call) begin(ctx context.Context) (*http.Request, error) {
 	return again, nil
 }
 
-// produced records a response an attempt got. It reports false, and closes
-// the response, when the RoundTrip has already returned without it.
-func (c *call) produced(resp *http.Response) bool {
+// produced records a response an attempt got, and the error it reaches
+// the policies as if it failed. It reports false, and closes the response,
+// when the RoundTrip has already returned without it.
+func (c *call) produced(resp *http.Response, failure *ResponseError) bool {
+	r := response{resp: resp, failure: failure}
 	c.mu.Lock()
 	if c.ended {
 		c.mu.Unlock()
-		resp.Body.Close()
+		r.close()
 		return false
 	}
-	c.responses = append(c.responses, resp)
+	c.responses = append(c.responses, r)
 	c.mu.Unlock()
 	return true
 }
@@ -268,9 +327,9 @@ func (c *call) finish(kept *http.Response) {
 	responses, attempts := c.responses, c.attempts
 	c.responses = nil
 	c.mu.Unlock()
-	for _, resp := range responses {
-		if resp != kept {
-			resp.Body.Close()
+	for _, r := range responses {
+		if r.resp != kept {
+			r.close()
 		}
 	}
 	if attempts == 0 && c.req.Body != nil {
@@ -279,7 +338,9 @@ func (c *call) finish(kept *http.Response) {
 }
 
 // releasingBody wraps a response body so that closing it releases the
-// exchange's context. A 101 Switching Protocols body stays writable.
+// exchange's context. Closing it again does nothing: a hedge's WithRelease
+// and the Transport may both close a response that lost. A 101 Switching
+// Protocols body stays writable.
 func releasingBody(body io.ReadCloser, release func()) io.ReadCloser {
 	rb := &releaser{ReadCloser: body, release: release}
 	if w, ok := body.(io.Writer); ok {
@@ -294,9 +355,11 @@ type releaser struct {
 	release func()
 }
 
-func (r *releaser) Close() error {
-	err := r.ReadCloser.Close()
-	r.once.Do(r.release)
+func (r *releaser) Close() (err error) {
+	r.once.Do(func() {
+		err = r.ReadCloser.Close()
+		r.release()
+	})
 	return err
 }
 

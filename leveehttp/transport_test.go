@@ -583,3 +583,15 @@ func TestTransport_RetryAfterLengthensTheOpenPeriodWhenTheBreakerAsks(t *testing
 
 // seconds returns a Retry-After value of v, whatever the time.
 func seconds(v string) func(time.Time) string { return func(time.Time) string { return v } }
+
+func TestTransport_IsFailureThatPanicsLeavesNoResponseOpen(t *testing.T) {
+	srv := newFlakyServer(t)
+	counter := &closeCounter{next: baseTransport(t)}
+	rt := leveehttp.NewTransport(counter)
+	rt.IsFailure = func(*http.Response) bool { panic("no verdict") }
+
+	assert.PanicsWithValue(t, "no verdict", func() { _, _ = get(t, rt, srv.URL) })
+
+	assert.Equal(t, int64(1), counter.bodies.Load())
+	assert.Equal(t, int64(1), counter.closes.Load())
+}

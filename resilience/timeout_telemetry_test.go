@@ -203,6 +203,36 @@ func TestTimeoutTelemetry_AbandonedCountedWhenTheFunctionFinallyReturns(t *testi
 	})
 }
 
+// Under ReturnAtDeadline a caller that gives up before the deadline
+// abandons the function too: the caller gets its ctx.Err(), no timeout is
+// counted, and the function is counted abandoned once it returns.
+func TestTimeoutTelemetry_AbandonedCountedAlsoWhenTheCallerGaveUpFirst(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		h := telemetrytest.New(t)
+		release := make(chan struct{})
+		returned := make(chan struct{})
+		stubborn := func(context.Context) (int, error) { // ignores its context
+			defer close(returned)
+			<-release
+			return 1, nil
+		}
+		call := telWrap(h, "inventory", stubborn, resilience.ReturnAtDeadline())
+		ctx, cancel := context.WithTimeout(context.Background(), telDeadline/2) // sooner than the Timeout's
+		defer cancel()
+
+		_, err := call(ctx)
+		require.Equal(t, context.DeadlineExceeded, err, "the caller's own error, unchanged")
+		h.AssertInt64(telemetry.MetricTimeoutExceeded, 0)
+		h.AssertInt64(telemetry.MetricTimeoutAbandoned, 0, telemetry.KeyPolicyName.String("inventory")) // still running
+
+		close(release)
+		<-returned
+		synctest.Wait() // the goroutine that ran it has counted it and ended
+		h.AssertInt64(telemetry.MetricTimeoutAbandoned, 1, telemetry.KeyPolicyName.String("inventory"))
+	})
+}
+
 // A Timeout applied on its own (its Apply called directly, or ApplyWith given
 // a Telemetry with no name) reports under DefaultTimeoutName. In a pipeline
 // it reports under the pipeline's name (pipeline_telemetry_test.go).

@@ -16,6 +16,13 @@ const (
 	ErrorTypeCircuitOpen = "circuit_open"
 	// ErrorTypeCanceled: the context was canceled (context.Canceled).
 	ErrorTypeCanceled = "canceled"
+	// ErrorTypeBulkheadFull: a bulkhead refused the call (ErrFull).
+	ErrorTypeBulkheadFull = "bulkhead_full"
+	// ErrorTypeRateLimited: a rate limit refused the call (ErrLimited).
+	ErrorTypeRateLimited = "rate_limited"
+	// ErrorTypeThrottled: an adaptive throttle rejected the call
+	// (ErrThrottled).
+	ErrorTypeThrottled = "throttled"
 	// ErrorTypeOther is the semantic conventions' value when there is no
 	// error to name: ErrorType(nil).
 	ErrorTypeOther = "_OTHER"

@@ -16,6 +16,13 @@
 //			attribute.String("levee.circuit_breaker.to", "open"))
 //	}
 //
+// A breaker's state and calls metrics are observed when the harness
+// collects, and only for breakers still referenced: a breaker nobody
+// references is garbage, and its series go with it. Keep the breaker
+// referenced until the test has read them (use it afterwards, or call
+// runtime.KeepAlive). A pipeline without a breaker takes the harness's
+// providers in its resilience.Telemetry, given to resilience.WrapWith.
+//
 // A Harness never touches the global providers, so tests that use it can run
 // in parallel. This package imports the OpenTelemetry SDK; import it from
 // tests only.

@@ -63,33 +63,63 @@ func (s samples) median(bench, unit string) (float64, bool) {
 	return vs[len(vs)/2], true
 }
 
-// summary prints the medians of the side-by-side workloads as one table,
-// ns/op (allocs/op), a row per workload and a column per library.
+// tables are the side-by-side workloads, each table a row per workload and
+// a column per library.
+var tables = []struct {
+	workloads, libs []string
+}{
+	{
+		[]string{"ClosedSuccess", "ClosedSuccessParallel", "OpenRejection", "FailuresUntilOpen", "Pipeline"},
+		[]string{"direct", "direct+atomic", "withtimeout", "levee", "levee-span", "gobreaker", "failsafe-go", "fortify", "go-resiliency"},
+	},
+	{
+		[]string{"ClosedSuccessWindow", "ClosedSuccessWindowParallel"},
+		[]string{"levee-count", "levee-time", "gobreaker-rolling", "failsafe-go-count", "failsafe-go-time"},
+	},
+	{
+		[]string{"RetrySuccess", "RetrySuccessParallel", "RetryOneFailure", "RetryOneFailureParallel", "HedgeFirstFast", "HedgeFirstFastParallel"},
+		[]string{"floor", "withcancel+timer", "levee", "levee-budget", "levee-span", "failsafe-go", "backoff", "retry-go"},
+	},
+}
+
+// summary prints the medians of the side-by-side workloads that ran,
+// ns/op (allocs/op), a table per family of workloads.
 func summary(s samples) {
-	workloads := []string{"ClosedSuccess", "ClosedSuccessParallel", "OpenRejection", "FailuresUntilOpen", "Pipeline", "ClosedSuccessWindow", "ClosedSuccessWindowParallel"}
-	libs := []string{"direct", "direct+atomic", "withtimeout", "levee", "levee-span", "levee-count", "levee-time", "gobreaker", "gobreaker-rolling",
-		"failsafe-go", "failsafe-go-count", "failsafe-go-time", "fortify", "go-resiliency"}
 	fmt.Println("summary: median ns/op (allocs/op) of this run")
-	fmt.Printf("%-22s", "workload")
-	for _, lib := range libs {
-		fmt.Printf(" %16s", lib)
-	}
-	fmt.Println()
-	for _, w := range workloads {
-		fmt.Printf("%-22s", w)
-		for _, lib := range libs {
-			name := "Benchmark" + w + "/lib=" + lib
-			ns, ok := s.median(name, "ns/op")
-			if !ok {
-				fmt.Printf(" %16s", "")
-				continue
+	for _, t := range tables {
+		var ran []string
+		for _, w := range t.workloads {
+			for _, lib := range t.libs {
+				if _, ok := s.median("Benchmark"+w+"/lib="+lib, "ns/op"); ok {
+					ran = append(ran, w)
+					break
+				}
 			}
-			allocs, _ := s.median(name, "allocs/op")
-			fmt.Printf(" %16s", fmt.Sprintf("%.4g (%g)", ns, allocs))
+		}
+		if len(ran) == 0 {
+			continue
+		}
+		fmt.Printf("%-24s", "workload")
+		for _, lib := range t.libs {
+			fmt.Printf(" %16s", lib)
+		}
+		fmt.Println()
+		for _, w := range ran {
+			fmt.Printf("%-24s", w)
+			for _, lib := range t.libs {
+				name := "Benchmark" + w + "/lib=" + lib
+				ns, ok := s.median(name, "ns/op")
+				if !ok {
+					fmt.Printf(" %16s", "")
+					continue
+				}
+				allocs, _ := s.median(name, "allocs/op")
+				fmt.Printf(" %16s", fmt.Sprintf("%.4g (%g)", ns, allocs))
+			}
+			fmt.Println()
 		}
 		fmt.Println()
 	}
-	fmt.Println()
 }
 
 type checker struct {
@@ -194,6 +224,8 @@ func main() {
 	if ms, ok := c.need("BenchmarkFleet10k", "ms/op"); ok {
 		c.report("10 000 breakers created + collected once: <= 100 ms", ms, 100, "ms", "")
 	}
+	c.retryGoals()
+	c.hedgeGoals()
 	if c.skipped > 0 {
 		fmt.Printf("%d figure(s) missing: some goals were not checked\n", c.skipped)
 	}
@@ -203,5 +235,65 @@ func main() {
 	}
 	if c.skipped == 0 {
 		fmt.Println("all goals met")
+	}
+}
+
+// retryGoals checks the goals of issue 11 for retries.
+func (c *checker) retryGoals() {
+	if floor, ok := c.need("BenchmarkRetrySuccess/lib=floor", "ns/op"); ok {
+		if levee, ok := c.need("BenchmarkRetrySuccess/lib=levee", "ns/op"); ok {
+			c.report("retry, first attempt succeeds: <= floor + 3 ns", levee, floor+3, "ns/op",
+				fmt.Sprintf("floor %.3g ns, overhead %.3g ns", floor, levee-floor))
+		}
+	}
+	if allocs, ok := c.need("BenchmarkRetrySuccess/lib=levee", "allocs/op"); ok {
+		c.report("retry, first attempt succeeds: 0 allocs/op", allocs, 0, "allocs/op", "")
+	}
+	if levee, ok := c.need("BenchmarkRetryOneFailure/lib=levee", "ns/op"); ok {
+		fastest, name := 0.0, ""
+		for _, peer := range []string{"failsafe-go", "backoff", "retry-go"} {
+			if ns, ok := c.need("BenchmarkRetryOneFailure/lib="+peer, "ns/op"); ok && (name == "" || ns < fastest) {
+				fastest, name = ns, peer
+			}
+		}
+		if name != "" {
+			c.report("retried call (one failure): <= half of the fastest peer", levee, fastest/2, "ns/op",
+				fmt.Sprintf("fastest %s %.3g ns, ratio %.2fx", name, fastest, levee/fastest))
+		}
+	}
+	if allocs, ok := c.need("BenchmarkRetryOneFailure/lib=levee", "allocs/op"); ok {
+		c.report("retried call (one failure): <= 2 allocs/op", allocs, 2, "allocs/op", "")
+	}
+	c.parallelGoal("retry, first attempt succeeds", "RetrySuccess")
+	c.parallelGoal("retried call (one failure)", "RetryOneFailure")
+}
+
+// hedgeGoals checks the goals of issue 11 for hedges.
+func (c *checker) hedgeGoals() {
+	if fs, ok := c.need("BenchmarkHedgeFirstFast/lib=failsafe-go", "ns/op"); ok {
+		if levee, ok := c.need("BenchmarkHedgeFirstFast/lib=levee", "ns/op"); ok {
+			detail := fmt.Sprintf("failsafe-go %.3g ns, ratio %.2fx", fs, levee/fs)
+			if floor, ok := c.s.median("BenchmarkHedgeFirstFast/lib=withcancel+timer", "ns/op"); ok {
+				detail += fmt.Sprintf("; WithCancel+AfterFunc alone %.3g ns", floor)
+			}
+			c.report("hedge, first attempt fast: <= 1/10 of failsafe-go's", levee, fs/10, "ns/op", detail)
+		}
+	}
+	if allocs, ok := c.need("BenchmarkHedgeFirstFast/lib=levee", "allocs/op"); ok {
+		c.report("hedge, first attempt fast: <= 1 alloc/op", allocs, 1, "allocs/op", "")
+	}
+	c.parallelGoal("hedge, first attempt fast", "HedgeFirstFast")
+}
+
+// parallelGoal checks that levee's figure of workload under RunParallel is
+// at most 1.5 times its serial figure.
+func (c *checker) parallelGoal(what, workload string) {
+	serial, ok := c.need("Benchmark"+workload+"/lib=levee", "ns/op")
+	if !ok {
+		return
+	}
+	if parallel, ok := c.need("Benchmark"+workload+"Parallel/lib=levee", "ns/op"); ok {
+		c.report(what+", RunParallel: <= 1.5x serial", parallel, 1.5*serial, "ns/op",
+			fmt.Sprintf("serial %.3g ns, ratio %.2fx", serial, parallel/serial))
 	}
 }

@@ -1,0 +1,101 @@
+package bench
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/failsafe-go/failsafe-go"
+	"github.com/failsafe-go/failsafe-go/hedgepolicy"
+
+	"github.com/levee-go/levee/hedge"
+	"github.com/levee-go/levee/resilience"
+)
+
+// hedgeDelay is the delay of every hedge here: long enough never to pass,
+// so that every call's first attempt answers within it.
+const hedgeDelay = time.Hour
+
+func leveeHedge(s *sdk, fn resilience.Func[int]) resilience.Func[int] {
+	tel := resilience.Telemetry{Name: "dep", TracerProvider: s.tp, MeterProvider: s.mp}
+	return resilience.WrapWith(tel, fn, hedge.Policy[int](hedgeDelay))
+}
+
+func failsafeHedge(ctx context.Context, fn resilience.Func[int]) func() (int, error) {
+	exec := failsafeExecutor(ctx, hedgepolicy.NewWithDelay[int](hedgeDelay))
+	call := func(e failsafe.Execution[int]) (int, error) { return fn(e.Context()) }
+	return func() (int, error) { return exec.GetWithExecution(call) }
+}
+
+// hedgeLibs are the libraries of the side-by-side hedge benchmarks, as
+// retryLibs are for retries. lib=withcancel+timer is what any hedge must
+// pay in case the first attempt is slow: a cancellable context for the
+// attempt and a timer for the hedge, armed and stopped.
+var hedgeLibs = []struct {
+	name  string
+	build func(ctx context.Context, s *sdk, fn resilience.Func[int]) func() (int, error)
+}{
+	{"withcancel+timer", func(ctx context.Context, _ *sdk, fn resilience.Func[int]) func() (int, error) {
+		fire := func() {}
+		return func() (int, error) {
+			actx, cancel := context.WithCancel(ctx)
+			timer := time.AfterFunc(hedgeDelay, fire)
+			v, err := fn(actx)
+			timer.Stop()
+			cancel()
+			return v, err
+		}
+	}},
+	{"levee", func(ctx context.Context, s *sdk, fn resilience.Func[int]) func() (int, error) {
+		get := leveeHedge(s, fn)
+		return func() (int, error) { return get(ctx) }
+	}},
+	{"failsafe-go", func(ctx context.Context, _ *sdk, fn resilience.Func[int]) func() (int, error) {
+		return failsafeHedge(ctx, fn)
+	}},
+}
+
+// BenchmarkHedgeFirstFast: a hedged call whose first attempt answers
+// within the delay, so that no hedge starts: the path almost every hedged
+// call takes. levee runs with the OpenTelemetry SDK installed. The caller's
+// context is cancellable, as a request's is, so that a child context has a
+// parent to register with.
+func BenchmarkHedgeFirstFast(b *testing.B) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, lib := range hedgeLibs {
+		b.Run("lib="+lib.name, func(b *testing.B) {
+			call := lib.build(ctx, newSDK(b), workFn)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				sink, _ = call()
+			}
+		})
+	}
+}
+
+// BenchmarkHedgeFirstFastParallel is BenchmarkHedgeFirstFast from every
+// core at once, parallelBatch calls per pb.Next() and the figures reported
+// per call (see reportPerCall). One pipeline serves every goroutine.
+func BenchmarkHedgeFirstFastParallel(b *testing.B) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, lib := range hedgeLibs {
+		b.Run("lib="+lib.name, func(b *testing.B) {
+			call := lib.build(ctx, newSDK(b), workFn)
+			start := startPerCall(b)
+			b.RunParallel(func(pb *testing.PB) {
+				n := 0
+				for pb.Next() {
+					for range parallelBatch {
+						v, _ := call()
+						n += v
+					}
+				}
+				_ = n
+			})
+			reportPerCall(b, start)
+		})
+	}
+}
