@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # lean-deps.sh: proves that a user who imports github.com/levee-go/levee/breaker
-# gets no Prometheus, no OpenTelemetry exporter and no gRPC in their module
+# gets no Prometheus, no OpenTelemetry exporter, no gRPC and no Redis client in their module
 # graph (DESIGN.md, "Layout": exporters live only in the examples module,
-# gRPC only in the leveegrpc module).
+# gRPC only in the leveegrpc module, the Redis client only in leveeredis).
 #
 # It writes a throwaway module in a temporary directory that imports breaker,
 # with a replace directive pointing at this checkout, runs `go mod tidy` and
@@ -16,7 +16,7 @@ set -euo pipefail
 
 checkout=$(cd "${1:-$(dirname "$0")/..}" && pwd)
 [ -f "$checkout/go.mod" ] || { echo "lean-deps: no go.mod in $checkout" >&2; exit 1; }
-readonly forbidden='prometheus|otel/exporters|google.golang.org/grpc'
+readonly forbidden='prometheus|otel/exporters|google.golang.org/grpc|redis'
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/levee-lean-deps.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
