@@ -233,7 +233,7 @@ func TestRequestKey_SeesTheRequestOnlyThroughRateLimitHandler(t *testing.T) {
 	assert.Equal(t, 2, l.Keys())
 }
 
-func ExampleRequestKey() {
+func ExampleRateLimitHandler() {
 	perClient := ratelimit.New("api-per-client", 2, time.Minute,
 		ratelimit.WithKey(leveehttp.RequestKey(leveehttp.ClientIP)))
 	h := leveehttp.RateLimitHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
