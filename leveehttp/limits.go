@@ -21,8 +21,8 @@ import (
 // 503, not 429: a full bulkhead is the server's state, not something this
 // client did, and any client may be served a moment later. The Retry-After
 // is 1 second by default (a slot is free as soon as any request in h
-// returns, and 1 is the least the header can say); WithRetryAfter changes it
-// and WithRejectionStatus the status.
+// returns, and 1 is the least the header can say); WithRetryAfter changes it,
+// WithRejectionStatus the status and WithRejection the whole answer.
 //
 // An admitted request reaches h untouched: the same ResponseWriter and the
 // same *http.Request, so the response is exactly h's. A request holds its
@@ -55,7 +55,7 @@ func (g *bulkheadHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return nil
 	})
 	if err != nil {
-		g.reject(w, errors.Is(err, bulkhead.ErrFull), g.retryAfter)
+		g.reject(w, r, err, errors.Is(err, bulkhead.ErrFull), g.retryAfter)
 	}
 }
 
@@ -65,7 +65,8 @@ func (g *bulkheadHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // called. The Retry-After is the limiter's own (ratelimit.LimitedError's
 // RetryAfter, the time until the request's bucket has a token) in whole
 // seconds, rounded up, at least 1: a client that waits that long finds a
-// token, unless others of its key take it first.
+// token, unless others of its key take it first. WithRejectionStatus
+// changes the status and WithRejection the whole answer.
 //
 // To limit each client apart, key l by a function of the request with
 // RequestKey; RateLimitHandler gives the limiter the request:
@@ -123,10 +124,10 @@ func (g *rateLimitHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if limited, ok := errors.AsType[*ratelimit.LimitedError](err); ok {
-		g.reject(w, true, retryAfterSeconds(limited.RetryAfter()))
+		g.reject(w, r, err, true, retryAfterSeconds(limited.RetryAfter()))
 		return
 	}
-	g.reject(w, false, "")
+	g.reject(w, r, err, false, "")
 }
 
 // ThrottleHandler returns h guarded by the adaptive throttle t, for the
@@ -135,7 +136,7 @@ func (g *rateLimitHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // requests with the probability its rule gives. A refused request is
 // answered at once with 503 Service Unavailable, a Retry-After header (1
 // second by default, WithRetryAfter to change it) and a short plain-text
-// body, and h is not called. This sheds load from a handler whose own
+// body (WithRejection to write another), and h is not called. This sheds load from a handler whose own
 // dependencies are refusing work, in proportion to how much they refuse,
 // where a breaker would stop everything.
 //
@@ -216,7 +217,7 @@ func (g *throttleHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		panic(http.ErrAbortHandler)
 	}
 	if !ran {
-		g.reject(w, errors.Is(err, throttle.ErrThrottled), g.retryAfter)
+		g.reject(w, r, err, errors.Is(err, throttle.ErrThrottled), g.retryAfter)
 	}
 }
 
@@ -272,6 +273,26 @@ func WithServed(served func(status int) bool) HandlerOption {
 	}
 }
 
+// WithRejection writes the answer to a request the policy refused, in place
+// of the short plain-text one: a JSON problem (RFC 9457), a page of the
+// site's own. reject is called with the status to answer (the handler's
+// default, or WithRejectionStatus's) and the policy's error, which matches
+// bulkhead.ErrFull, ratelimit.ErrLimited (a *ratelimit.LimitedError, with
+// its RetryAfter) or throttle.ErrThrottled; the Retry-After header is
+// already set, and reject must write the status. For a request refused
+// because its own context ended, the error is the context's and the status
+// 503. The handler is never called for the request, whatever reject does.
+// reject must be safe for concurrent use and not nil; the constructors panic
+// otherwise.
+func WithRejection(reject func(w http.ResponseWriter, r *http.Request, status int, err error)) HandlerOption {
+	return func(c *limitConfig) {
+		if reject == nil {
+			c.refuse("WithRejection: reject must not be nil")
+		}
+		c.rejection = reject
+	}
+}
+
 // limitConfig is the configuration of a load-shedding handler, and what it
 // answers a rejection with.
 type limitConfig struct {
@@ -282,6 +303,7 @@ type limitConfig struct {
 	retryAfterGiven bool
 	served          func(status int) bool
 	servedGiven     bool
+	rejection       func(w http.ResponseWriter, r *http.Request, status int, err error)
 	problems        []string
 }
 
@@ -323,15 +345,19 @@ func (c *limitConfig) check() {
 }
 
 // reject answers a request the handler was not called for: the policy's
-// rejection with its status and Retry-After, or, when the request's own
+// rejection err with its status and Retry-After, or, when the request's own
 // context ended first, 503 and no Retry-After.
-func (c *limitConfig) reject(w http.ResponseWriter, byPolicy bool, retryAfter string) {
+func (c *limitConfig) reject(w http.ResponseWriter, r *http.Request, err error, byPolicy bool, retryAfter string) {
 	status := http.StatusServiceUnavailable
 	if byPolicy {
 		status = c.status
 		if retryAfter != "" {
 			w.Header().Set("Retry-After", retryAfter)
 		}
+	}
+	if c.rejection != nil {
+		c.rejection(w, r, status, err)
+		return
 	}
 	http.Error(w, http.StatusText(status), status)
 }
