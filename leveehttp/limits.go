@@ -136,9 +136,10 @@ func (g *rateLimitHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // requests with the probability its rule gives. A refused request is
 // answered at once with 503 Service Unavailable, a Retry-After header (1
 // second by default, WithRetryAfter to change it) and a short plain-text
-// body (WithRejection to write another), and h is not called. This sheds load from a handler whose own
-// dependencies are refusing work, in proportion to how much they refuse,
-// where a breaker would stop everything.
+// body (WithRejection to write another), and h is not called. This sheds
+// load from a handler whose own dependencies are refusing work, in
+// proportion to how much they refuse, where a breaker would stop
+// everything.
 //
 // What counts as served: by default, any status below 500 but 429 (a 429 is
 // h refusing the work); WithServed says otherwise. A handler that writes
