@@ -1,6 +1,7 @@
 // Package leveehttp puts levee's policies on HTTP: a Transport that guards
-// the calls an http.Client makes, and Handler, a middleware that guards a
-// server's handler with a circuit breaker.
+// the calls an http.Client makes, and middleware that sheds load from a
+// server's handler: Handler with a circuit breaker, BulkheadHandler,
+// RateLimitHandler and ThrottleHandler with the limits.
 //
 // On the client side, a Transport sends each request through a levee
 // pipeline and counts transport errors, 5xx and 429 responses as failures:
@@ -55,4 +56,19 @@
 // Retry-After header while its breaker is open, without running the handler:
 //
 //	mux.Handle("/search", leveehttp.Handler(searchHandler, breaker.New("search")))
+//
+// The limits shed load before it reaches the handler, each answering a
+// request it refuses at once, with a Retry-After header and a short
+// plain-text body, and never calling the handler for it; an admitted
+// request's response is the handler's own:
+//
+//	perClient := ratelimit.New("api-per-client", 100, time.Minute,
+//		ratelimit.WithKey(leveehttp.RequestKey(leveehttp.ClientIP))) // 429, Retry-After until the client's next token
+//	slots := bulkhead.New("api", 64)                                 // 503: at most 64 requests in the handler
+//	mux.Handle("/api/", leveehttp.RateLimitHandler(leveehttp.BulkheadHandler(api, slots), perClient))
+//
+// ThrottleHandler answers 503 too, in proportion to how much of its work
+// the handler has been failing (5xx and 429 answers, by default: see
+// WithServed). ClientIP trusts no header; ForwardedClientIP reads
+// X-Forwarded-For as far as the proxies you name wrote it.
 package leveehttp

@@ -12,9 +12,11 @@ import (
 	"time"
 
 	"github.com/levee-go/levee/breaker"
+	"github.com/levee-go/levee/bulkhead"
 	"github.com/levee-go/levee/fallback"
 	"github.com/levee-go/levee/leveehttp"
 	"github.com/levee-go/levee/retry"
+	"github.com/levee-go/levee/throttle"
 )
 
 // A client whose breaker opens after two failing answers: the caller still
@@ -165,4 +167,56 @@ func ExampleHandler() {
 	// 503 Retry-After: "30"
 	// 503 Retry-After: "30"
 	// handler calls: 1
+}
+
+// A server that lets at most one request into its handler at a time: a
+// second request arriving meanwhile gets 503 and a Retry-After, without
+// reaching the handler.
+func ExampleBulkheadHandler() {
+	inHandler, release := make(chan struct{}), make(chan struct{})
+	h := leveehttp.BulkheadHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(inHandler)
+		<-release
+		fmt.Fprintln(w, "report ready")
+	}), bulkhead.New("reports", 1))
+
+	first := make(chan *httptest.ResponseRecorder)
+	go func() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/report", nil))
+		first <- rec
+	}()
+	<-inHandler
+
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/report", nil))
+	fmt.Printf("second: %d Retry-After: %q %q\n", rec.Code, rec.Header().Get("Retry-After"), rec.Body.String())
+	close(release)
+	rec = <-first
+	fmt.Printf("first: %d %q\n", rec.Code, rec.Body.String())
+	// Output:
+	// second: 503 Retry-After: "1" "Service Unavailable\n"
+	// first: 200 "report ready\n"
+}
+
+// A server whose handler's database refuses most work: the throttle learns
+// it from the handler's 503s and answers most requests itself.
+func ExampleThrottleHandler() {
+	var handled int
+	h := leveehttp.ThrottleHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		handled++
+		http.Error(w, "database overloaded", http.StatusServiceUnavailable)
+	}), throttle.New("search", throttle.WithSeed(7)))
+
+	shed := 0
+	for range 100 {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/search?q=levee", nil))
+		if rec.Header().Get("Retry-After") != "" {
+			shed++
+		}
+	}
+	fmt.Println("handler calls:", handled, "shed:", shed)
+	// Output:
+	// handler calls: 5 shed: 95
 }

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
-	"math"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/levee-go/levee/breaker"
 )
@@ -77,7 +77,7 @@ func (g *guardedHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var rejected *breaker.OpenError
 	if errors.As(err, &rejected) {
-		w.Header().Set("Retry-After", retryAfterSeconds(rejected))
+		w.Header().Set("Retry-After", retryAfterSeconds(rejected.RetryAfter()))
 		http.Error(w, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
 	}
 }
@@ -86,11 +86,14 @@ func (g *guardedHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // while the breaker counts it.
 var errAborted = errors.New("leveehttp: handler aborted the response (http.ErrAbortHandler)")
 
-// retryAfterSeconds is the Retry-After value for a rejection: whole
-// seconds, rounded up, at least 1.
-func retryAfterSeconds(e *breaker.OpenError) string {
-	seconds := math.Ceil(e.RetryAfter().Seconds())
-	return strconv.FormatInt(max(int64(seconds), 1), 10)
+// retryAfterSeconds is the Retry-After value for a rejection that advises
+// waiting d: whole seconds, rounded up, at least 1. Any Duration fits.
+func retryAfterSeconds(d time.Duration) string {
+	seconds := int64(d / time.Second)
+	if d%time.Second > 0 {
+		seconds++
+	}
+	return strconv.FormatInt(max(seconds, 1), 10)
 }
 
 // statusWriter records the status a handler writes.
