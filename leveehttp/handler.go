@@ -26,6 +26,8 @@ import (
 // disconnects), are neither: they say nothing about h, and as the half-open
 // probe they free the probe slot without closing or opening b; the
 // ErrAbortHandler panic still reaches net/http, which aborts the response.
+// A request whose context has ended before h is called gets 503 with no
+// Retry-After (the client is gone; the server's logs see why h did not run).
 // Anything else is a success: a 2xx, 3xx or 4xx status, a handler that
 // writes nothing (an implicit 200), or one that hijacks the connection.
 //
@@ -50,8 +52,9 @@ type guardedHandler struct {
 
 func (g *guardedHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w}
-	aborted := false
+	aborted, ran := false, false
 	err := g.b.Call(r.Context(), func(ctx context.Context) (err error) {
+		ran = true
 		defer func() {
 			switch v := recover(); v {
 			case nil:
@@ -75,11 +78,18 @@ func (g *guardedHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if aborted {
 		panic(http.ErrAbortHandler)
 	}
+	if ran {
+		return // h answered
+	}
+	// h was not called: b rejected the request, or its context had ended
+	// (the client went away), which deserves 503 in the server's logs, not
+	// the empty 200 writing nothing would give. Only b's rejection knows
+	// when to come back.
 	var rejected *breaker.OpenError
 	if errors.As(err, &rejected) {
 		w.Header().Set("Retry-After", retryAfterSeconds(rejected.RetryAfter()))
-		http.Error(w, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
 	}
+	http.Error(w, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
 }
 
 // errAborted stands for a handler that panicked with http.ErrAbortHandler,

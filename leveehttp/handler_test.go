@@ -270,6 +270,19 @@ func TestHandler_ClientGoneAwayOrAbortedHandlerCountsNeither(t *testing.T) {
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil).WithContext(ctx))
 		assert.Equal(t, breaker.Counts{Ignored: 1}, b.Counts(), "not a success")
 	})
+	t.Run("request context ended before the handler", func(t *testing.T) {
+		b := breaker.New("server")
+		called := false
+		h := leveehttp.Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { called = true }), b)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil).WithContext(ctx))
+		assert.False(t, called, "the handler does not run for a client already gone")
+		assert.Equal(t, http.StatusServiceUnavailable, rec.Code, "never an empty 200 in the server's logs")
+		assert.Empty(t, rec.Header().Get("Retry-After"), "only an open breaker knows when to come back")
+		assert.Equal(t, breaker.Counts{Ignored: 1}, b.Counts())
+	})
 	t.Run("a 500 written for a client that went away", func(t *testing.T) {
 		b := breaker.New("server", breaker.WithFailureThreshold(1))
 		ctx, cancel := context.WithCancel(context.Background())
