@@ -750,7 +750,7 @@ func (b *Breaker) transition(ctx context.Context, from *period, to State, cause 
 			})
 		}
 	case HalfOpen:
-		next = b.newHalfOpen(from, &OpenError{name: b.name, state: HalfOpen, until: now})
+		next = b.newHalfOpen(from, &OpenError{name: b.name, state: HalfOpen, until: now, probes: b.rules.halfOpenProbes})
 	}
 	if from.timer != nil {
 		from.timer.Stop()

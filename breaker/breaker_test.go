@@ -1478,14 +1478,30 @@ func TestOpenError_MessagesNameTheBreakerAndWhy(t *testing.T) {
 		halfOpenErr := requireOpenError(t, halfOpen.Call(context.Background(), succeed))
 		require.NoError(t, release())
 
+		// With several probes, a rejection comes once all are in flight,
+		// and says how many.
+		probing := newBreaker(breaker.WithHalfOpen(3, 2))
+		toHalfOpen(t, probing)
+		var releases []func() error
+		for range 3 {
+			releases = append(releases, blockedCall(probing, nil))
+		}
+		probesErr := requireOpenError(t, probing.Call(context.Background(), succeed))
+		for _, release := range releases {
+			require.NoError(t, release())
+		}
+		require.Equal(t, breaker.Closed, probing.State(), "two probes of three succeeded")
+
 		forced := newBreaker()
 		forced.ForceOpen(context.Background())
 		forcedErr := requireOpenError(t, forced.Call(context.Background(), succeed))
 
 		assert.Equal(t, `levee: circuit breaker "dep" is open`, openErr.Error())
 		assert.Equal(t, `levee: circuit breaker "dep" is half-open and its probe is in flight`, halfOpenErr.Error())
+		assert.Equal(t, `levee: circuit breaker "dep" is half-open and its 3 probes are in flight`, probesErr.Error())
+		assert.Equal(t, breaker.HalfOpen, probesErr.State())
 		assert.Equal(t, `levee: circuit breaker "dep" is forced open`, forcedErr.Error())
-		for _, err := range []*breaker.OpenError{openErr, halfOpenErr, forcedErr} {
+		for _, err := range []*breaker.OpenError{openErr, halfOpenErr, probesErr, forcedErr} {
 			assert.ErrorIs(t, err, breaker.ErrOpen)
 			assert.NotErrorIs(t, err, errDown)
 			assert.Equal(t, "circuit_open", err.ErrorType())

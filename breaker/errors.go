@@ -23,13 +23,14 @@ type OpenError struct {
 	until       time.Time
 	forced      bool
 	openTimeout time.Duration
+	probes      int // HalfOpen: the probes the period lets through at once
 }
 
 // Name returns the name of the breaker that rejected the call.
 func (e *OpenError) Name() string { return e.name }
 
 // State returns the state that rejected the call: Open, or HalfOpen while
-// the probe is in flight.
+// as many probes as it lets through at once (WithHalfOpen) are in flight.
 func (e *OpenError) State() State { return e.state }
 
 // Until returns when the breaker lets a probe through: the end of the open
@@ -43,6 +44,8 @@ func (e *OpenError) Error() string {
 	switch {
 	case e.forced:
 		return "levee: circuit breaker " + strconv.Quote(e.name) + " is forced open"
+	case e.state == HalfOpen && e.probes > 1:
+		return "levee: circuit breaker " + strconv.Quote(e.name) + " is half-open and its " + strconv.Itoa(e.probes) + " probes are in flight"
 	case e.state == HalfOpen:
 		return "levee: circuit breaker " + strconv.Quote(e.name) + " is half-open and its probe is in flight"
 	}
@@ -56,8 +59,8 @@ func (e *OpenError) Is(target error) bool { return target == ErrOpen }
 func (e *OpenError) ErrorType() string { return telemetry.ErrorTypeCircuitOpen }
 
 // RetryAfter returns how long until the breaker lets a probe through: the
-// time left of the open period, and 0 once it has passed or while a
-// half-open probe is in flight. While the breaker is held open by ForceOpen
+// time left of the open period, and 0 once it has passed or while the
+// half-open probes are in flight. While the breaker is held open by ForceOpen
 // no probe is scheduled; RetryAfter then returns the breaker's open timeout
 // as a hint. It is meant for Retry-After headers and client back-off, and
 // reads the clock.

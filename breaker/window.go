@@ -2,6 +2,7 @@ package breaker
 
 import (
 	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -144,6 +145,11 @@ type timeWindow struct {
 	// 31), and clockTicking and clockFrozen.
 	clock atomic.Uint64
 	timer atomic.Pointer[time.Timer]
+	// epoch is the whole epoch of the clock word, which holds its low 32
+	// bits only: that of the bucket the clock stopped in once the timer has
+	// stopped. restart serializes the calls that find the clock stopped.
+	epoch   atomic.Int64
+	restart sync.Mutex
 
 	calls    []atomic.Uint64 // a line left empty, then stride counters per stripe
 	failures []atomic.Uint64
@@ -192,17 +198,62 @@ func wordEpoch(word uint64) uint32 { return uint32(word >> 32) }
 // if it had stopped; a frozen word tells the call not to count.
 func (w *timeWindow) current() uint64 {
 	word := w.clock.Load()
-	for word&(clockTicking|clockFrozen) == 0 {
+	if word&(clockTicking|clockFrozen) != 0 {
+		return word
+	}
+	w.restart.Lock()
+	defer w.restart.Unlock()
+	for {
+		word = w.clock.Load()
+		if word&(clockTicking|clockFrozen) != 0 {
+			return word
+		}
 		now := time.Now()
 		epoch := w.epochAt(now)
-		next := w.word(epoch, clockTicking)
-		if w.clock.CompareAndSwap(word, next) {
+		w.refresh(w.epoch.Load(), epoch)
+		if next := w.word(epoch, clockTicking); w.clock.CompareAndSwap(word, next) {
+			w.epoch.Store(epoch)
 			w.arm(now, epoch)
 			return next
 		}
-		word = w.clock.Load()
 	}
-	return word
+}
+
+// refresh retags the counters of the buckets the clock enters as it moves
+// from epoch from to epoch to, before it does. A tag holds 32 bits of its
+// epoch: a counter left untouched for 2^31 epochs (25 days of 1 ms
+// buckets, while calls fall in other buckets or none come) would look
+// later than the clock, and every call counted there be dropped, or
+// 2^32 epochs on be counted again. Retagged to the newest epoch outside
+// to's window as each of its buckets is entered, no tag falls more than
+// two windows behind the clock. A tag within the window of the epoch
+// before to is left alone, so that a window frozen at that epoch keeps its
+// counts; after a gap of a whole window every counter is outside it.
+func (w *timeWindow) refresh(from, to int64) {
+	n := int64(w.buckets)
+	outside := uint32(to - n)
+	all := to-from >= n
+	retag := func(counter *atomic.Uint64) {
+		if all {
+			counter.Store(uint64(outside) << 32)
+			return
+		}
+		for v := counter.Load(); int32(outside-wordEpoch(v)) > 0; v = counter.Load() {
+			if counter.CompareAndSwap(v, uint64(outside)<<32) {
+				return
+			}
+		}
+	}
+	for e := max(from+1, to-n+1); e <= to; e++ {
+		bucket := int(e % n)
+		for s := range countStripes {
+			retag(&w.calls[wordsPerLine+s*w.stride+bucket])
+		}
+		retag(&w.failures[bucket])
+		if w.slow != nil {
+			retag(&w.slow[bucket])
+		}
+	}
 }
 
 // arm schedules the tick at the end of epoch's bucket. Only the goroutine
@@ -232,7 +283,9 @@ func (w *timeWindow) tick() {
 	}
 	now := time.Now()
 	epoch := w.epochAt(now)
+	w.refresh(w.epoch.Load(), epoch)
 	if w.clock.CompareAndSwap(word, w.word(epoch, clockTicking)) {
+		w.epoch.Store(epoch)
 		w.arm(now, epoch)
 	}
 }
@@ -331,7 +384,11 @@ func (w *timeWindow) countsAt(word uint64) WindowCounts {
 func (w *timeWindow) countsNow() WindowCounts {
 	word := w.clock.Load()
 	if word&clockFrozen == 0 {
-		word = w.word(w.epochAt(time.Now()), 0)
+		epoch := w.epochAt(time.Now())
+		if word&clockTicking == 0 && epoch-w.epoch.Load() >= int64(w.buckets) {
+			return WindowCounts{} // stopped a whole window ago: the tags may have wrapped
+		}
+		word = w.word(epoch, 0)
 	}
 	return w.countsAt(word)
 }

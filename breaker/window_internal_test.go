@@ -2,6 +2,7 @@ package breaker
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -98,4 +99,52 @@ func TestTimeWindow_ACounterCountsOnlyForItsEpoch(t *testing.T) {
 	assert.Equal(t, uint64(10)<<32|1, counter.Load(), "a late call of epoch 7 is dropped, not counted over epoch 10")
 	bump(&counter, 1<<32-1)
 	assert.Equal(t, uint64(10)<<32|1, counter.Load(), "epochs compare across the wrap of their 32 bits: 2^32-1 is before 10")
+}
+
+// A counter's tag holds 32 bits of its epoch, which wrap. refresh keeps
+// every tag within two windows of the clock, through the timer's ticks and
+// the restarts after idleness, so that a tag never wraps round: the
+// counters of a bucket whose calls stopped (a stripe no goroutine uses any
+// more, failures that stopped) are retagged as the clock enters their
+// bucket, and a restart after a whole window of idleness retags them all.
+// Without it a counter left alone for 2^31 epochs looked later than the
+// clock, and the calls of its bucket were dropped.
+func TestTimeWindow_NoTagFallsTwoWindowsBehindTheClock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const buckets = 4
+		w := newTimeWindow(time.Now(), buckets*time.Millisecond, buckets, true)
+		check := func(step int) {
+			t.Helper()
+			synctest.Wait()
+			clock := uint32(w.epoch.Load())
+			counters := map[string]*atomic.Uint64{}
+			for b := range buckets {
+				for s := range countStripes {
+					counters[fmt.Sprintf("calls of stripe %d, bucket %d", s, b)] = &w.calls[wordsPerLine+s*w.stride+b]
+				}
+				counters[fmt.Sprintf("failures of bucket %d", b)] = &w.failures[b]
+				counters[fmt.Sprintf("slow calls of bucket %d", b)] = &w.slow[b]
+			}
+			for name, counter := range counters {
+				if behind := int32(clock - wordEpoch(counter.Load())); behind < 0 || behind > 2*buckets {
+					require.Failf(t, "a tag fell behind", "step %d: the %s is %d epochs behind the clock's %d", step, name, behind, clock)
+				}
+			}
+		}
+		// A failure and a slow call once, then only successes through one
+		// stripe, in every bucket (the timer ticks all along), then gaps:
+		// less than a window, more, and more than 2^31 epochs.
+		w.add(true, true)
+		for step := range 40 {
+			time.Sleep(time.Millisecond)
+			w.addSuccess(0)
+			check(step)
+		}
+		for step, idle := range []time.Duration{2 * time.Millisecond, 3 * time.Millisecond, time.Hour, 1 << 31 * time.Millisecond, 5 * time.Millisecond} {
+			time.Sleep(idle)
+			w.addSuccess(0)
+			check(100 + step)
+		}
+		w.freeze(time.Now())
+	})
 }

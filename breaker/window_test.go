@@ -190,6 +190,26 @@ func TestTimeWindow_ABreakerIdleForLongerThanTheWindowStartsAfresh(t *testing.T)
 	})
 }
 
+// A bucket's counter is tagged with 32 bits of its epoch, which wrap: after
+// 2^31 widths of idleness (25 days of 1 ms buckets) the tag of the last
+// call counted looked like a later epoch, and every call in that bucket was
+// dropped as if its bucket had left the window, for 25 more days. Found by
+// FuzzBreakerStateMachine.
+func TestTimeWindow_ABreakerIdleForBillionsOfBucketsStillCountsItsCalls(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const width = time.Millisecond
+		b := newBreaker(breaker.WithTimeWindow(4*width, 4), breaker.WithMinCalls(2), breaker.WithFailureRate(1))
+		outcomes(t, b, "S")
+		for _, idle := range []time.Duration{1 << 31 * width, 1<<31*width + 3*width, 1 << 32 * width, 3 << 31 * width} {
+			elapse(idle)
+			outcomes(t, b, "F")
+			assert.Equal(t, int64(1), b.Window().Calls, "a call after %v idle counts", idle)
+		}
+		outcomes(t, b, "F")
+		assert.Equal(t, breaker.Open, b.State(), "two failures within the window")
+	})
+}
+
 // A window belongs to its closed period: it starts empty each time the
 // breaker closes and at each Reset, and calls admitted before the change
 // that return after it count in no window.

@@ -12,14 +12,9 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/levee-go/levee/bulkhead"
+	"github.com/levee-go/levee/ratelimit"
 	"github.com/levee-go/levee/telemetry"
-)
-
-// Values of telemetry.ErrorType for the rejections of policies that answer
-// RESOURCE_EXHAUSTED on a server: a full bulkhead and a rate limit.
-const (
-	errorTypeBulkheadFull = "bulkhead_full"
-	errorTypeRateLimited  = "rate_limited"
 )
 
 // rejectedError is the gRPC status error of a call that the policies ended
@@ -95,15 +90,16 @@ func clientError(err error) error {
 // ended, UNAVAILABLE for the rest (an open breaker, a throttle). The
 // message names the kind of rejection ("levee: rejected: circuit_open")
 // and never a policy's name, which is the server's business.
+//
+// The kind is told by the policies' sentinel errors, their contract, and
+// not by error.type, a telemetry value: errors.Is sees through every
+// wrapper, one that names its own error.type included.
 func serverError(err error) *rejectedError {
 	code := codes.Unavailable
 	if c, ok := contextCode(err); ok {
 		code = c
-	} else {
-		switch telemetry.ErrorType(err) {
-		case errorTypeBulkheadFull, errorTypeRateLimited:
-			code = codes.ResourceExhausted
-		}
+	} else if errors.Is(err, bulkhead.ErrFull) || errors.Is(err, ratelimit.ErrLimited) {
+		code = codes.ResourceExhausted
 	}
 	return &rejectedError{code: code, err: err, server: true}
 }

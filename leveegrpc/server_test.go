@@ -173,54 +173,6 @@ func TestUnaryServer_AClientThatWentAwayIsNeitherSuccessNorFailure(t *testing.T)
 	assert.Equal(t, breaker.Closed, b.State())
 }
 
-func TestServer_AnswersResourceExhaustedForALimitAndUnavailableForAThrottleWithTheirPushback(t *testing.T) {
-	for _, tc := range []struct {
-		name     string
-		refusal  error
-		code     codes.Code
-		pushback int64
-	}{
-		{"a rate limit", limited{retryAfter: 1500 * time.Millisecond}, codes.ResourceExhausted, 1500},
-		{"a full bulkhead", full{}, codes.ResourceExhausted, -1},
-		{"a throttle", throttledErr{}, codes.Unavailable, -1},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			srv := guardedServer(t, []resilience.Policy[any]{refuseWith(tc.refusal)})
-			conn := dial(t, srv.addr)
-
-			var trailer metadata.MD
-			_, err := say(boundedCtx(t), conn, "q", grpc.Trailer(&trailer))
-			assert.Equal(t, tc.code, status.Code(err), "unary: %v", err)
-			assert.Equal(t, tc.pushback, pushbackOf(t, trailer), "unary")
-
-			stream, err := chat(boundedCtx(t), conn)
-			require.NoError(t, err)
-			err = stream.RecvMsg(new(wire))
-			assert.Equal(t, tc.code, status.Code(err), "stream: %v", err)
-			assert.Equal(t, tc.pushback, pushbackOf(t, stream.Trailer()), "stream")
-
-			assert.Zero(t, srv.says.Load()+srv.chats.Load(), "no handler runs")
-		})
-	}
-}
-
-// limited, full and throttledErr stand for the rejections of a rate limit,
-// a bulkhead and a throttle (packages being built elsewhere), named by
-// their error.type as those are.
-type (
-	limited      struct{ retryAfter time.Duration }
-	full         struct{}
-	throttledErr struct{}
-)
-
-func (limited) Error() string               { return "levee: rate limit exceeded" }
-func (limited) ErrorType() string           { return "rate_limited" }
-func (l limited) RetryAfter() time.Duration { return l.retryAfter }
-func (full) Error() string                  { return "levee: bulkhead is full" }
-func (full) ErrorType() string              { return "bulkhead_full" }
-func (throttledErr) Error() string          { return "levee: throttled" }
-func (throttledErr) ErrorType() string      { return "throttled" }
-
 // refuseWith is a guard that refuses every call with err.
 func refuseWith(err error) resilience.Policy[any] {
 	return resilience.PolicyFunc[any](func(resilience.Func[any]) resilience.Func[any] {

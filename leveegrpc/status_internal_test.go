@@ -3,6 +3,7 @@ package leveegrpc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"strconv"
 	"testing"
@@ -18,7 +19,10 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/levee-go/levee/breaker"
+	"github.com/levee-go/levee/bulkhead"
+	"github.com/levee-go/levee/ratelimit"
 	"github.com/levee-go/levee/resilience"
+	"github.com/levee-go/levee/throttle"
 )
 
 func TestDefaultIsFailure_CountsTheFiveCodesOfAnUnhealthyServerAndNoOther(t *testing.T) {
@@ -197,21 +201,66 @@ func openError(t *testing.T, name string, openTimeout time.Duration) error {
 	return err
 }
 
-// rejection is an error of the kind a policy being built elsewhere returns:
-// a bulkhead, a rate limit, a throttle, named by its error.type.
-type rejection struct {
-	errorType  string
-	retryAfter time.Duration
+// limitedError returns a real rejection of a rate limit of one call an
+// hour: its RetryAfter is about an hour.
+func limitedError(t *testing.T) error {
+	t.Helper()
+	l := ratelimit.New("quota", 1, time.Hour)
+	require.NoError(t, l.Call(context.Background(), func(context.Context) error { return nil }))
+	err := l.Call(context.Background(), func(context.Context) error { return nil })
+	require.ErrorIs(t, err, ratelimit.ErrLimited)
+	return err
 }
 
-func (r rejection) Error() string             { return "levee: " + r.errorType }
-func (r rejection) ErrorType() string         { return r.errorType }
-func (r rejection) RetryAfter() time.Duration { return r.retryAfter }
+// fullError returns a real rejection of a full bulkhead: a call made while
+// the bulkhead's one slot is held.
+func fullError(t *testing.T) error {
+	t.Helper()
+	b := bulkhead.New("slots", 1)
+	var inner error
+	require.NoError(t, b.Call(context.Background(), func(ctx context.Context) error {
+		inner = b.Call(ctx, func(context.Context) error { return nil })
+		return nil
+	}))
+	require.ErrorIs(t, inner, bulkhead.ErrFull)
+	return inner
+}
 
-type throttled struct{}
+// throttledError returns a real rejection of an adaptive throttle whose
+// dependency refuses every call.
+func throttledError(t *testing.T) error {
+	t.Helper()
+	th := throttle.New("db", throttle.WithSeed(1))
+	for range 100 {
+		err := th.Call(context.Background(), func(context.Context) error { return errors.New("overloaded") })
+		if errors.Is(err, throttle.ErrThrottled) {
+			return err
+		}
+	}
+	require.FailNow(t, "the throttle refused none of 100 calls its dependency failed")
+	return nil
+}
 
-func (throttled) Error() string     { return "levee: throttled" }
-func (throttled) ErrorType() string { return "throttled" }
+// hint is an error that asks for a delay.
+type hint struct{ retryAfter time.Duration }
+
+func (h hint) Error() string             { return "levee: wait" }
+func (h hint) RetryAfter() time.Duration { return h.retryAfter }
+
+// impostor names itself with a limit's error.type but is no limit's
+// rejection.
+type impostor struct{ errorType string }
+
+func (i impostor) Error() string     { return "not levee's: " + i.errorType }
+func (i impostor) ErrorType() string { return i.errorType }
+
+// renamed wraps a policy's error under an error.type of its own, as a
+// user's policy around levee's may.
+type renamed struct{ err error }
+
+func (r renamed) Error() string     { return "quota: " + r.err.Error() }
+func (r renamed) ErrorType() string { return "quota_exceeded" }
+func (r renamed) Unwrap() error     { return r.err }
 
 func TestClientError_ReturnsGRPCsErrorOrAStatusThatWrapsThePolicys(t *testing.T) {
 	grpcErr := status.Error(codes.Unavailable, "down")
@@ -244,16 +293,19 @@ func TestClientError_ReturnsGRPCsErrorOrAStatusThatWrapsThePolicys(t *testing.T)
 		{context.Canceled, codes.Canceled},
 		{context.DeadlineExceeded, codes.DeadlineExceeded},
 		{resilience.ErrTimeout, codes.DeadlineExceeded},
-		{rejection{errorType: "rate_limited", retryAfter: time.Second}, codes.Unavailable},
-		{rejection{errorType: "bulkhead_full"}, codes.Unavailable},
-		{throttled{}, codes.Unavailable},
+		{limitedError(t), codes.Unavailable},
+		{fullError(t), codes.Unavailable},
+		{throttledError(t), codes.Unavailable},
 		{errors.New("a policy of the user's"), codes.Unavailable},
 	} {
 		got := clientError(tc.err)
 		assert.Equal(t, tc.code, status.Code(got), "%v", tc.err)
 		assert.ErrorIs(t, got, tc.err, "the status error wraps %v", tc.err)
 	}
-	assert.Empty(t, status.Convert(clientError(throttled{})).Details(), "no RetryInfo without a RetryAfter")
+	assert.Empty(t, status.Convert(clientError(throttledError(t))).Details(), "no RetryInfo without a RetryAfter")
+	limited := status.Convert(clientError(limitedError(t))).Details()
+	require.Len(t, limited, 1, "a rate limit's rejection says when its next token comes")
+	assert.InDelta(t, time.Hour, limited[0].(*errdetails.RetryInfo).GetRetryDelay().AsDuration(), float64(time.Minute))
 }
 
 func TestServerError_SaysWhichKindOfPolicyRefusedAndNeverItsName(t *testing.T) {
@@ -263,9 +315,14 @@ func TestServerError_SaysWhichKindOfPolicyRefusedAndNeverItsName(t *testing.T) {
 		msg  string
 	}{
 		{openError(t, "internal-search-cluster-7", time.Hour), codes.Unavailable, "levee: rejected: circuit_open"},
-		{throttled{}, codes.Unavailable, "levee: rejected: throttled"},
-		{rejection{errorType: "rate_limited", retryAfter: time.Second}, codes.ResourceExhausted, "levee: rejected: rate_limited"},
-		{rejection{errorType: "bulkhead_full"}, codes.ResourceExhausted, "levee: rejected: bulkhead_full"},
+		{throttledError(t), codes.Unavailable, "levee: rejected: throttled"},
+		{limitedError(t), codes.ResourceExhausted, "levee: rejected: rate_limited"},
+		{fullError(t), codes.ResourceExhausted, "levee: rejected: bulkhead_full"},
+		// The kind is the sentinel's, whatever error.type a wrapper gives.
+		{renamed{limitedError(t)}, codes.ResourceExhausted, "levee: rejected: quota_exceeded"},
+		{fmt.Errorf("bulkhead says: %w", renamed{fullError(t)}), codes.ResourceExhausted, "levee: rejected: quota_exceeded"},
+		{impostor{"rate_limited"}, codes.Unavailable, "levee: rejected: rate_limited"},
+		{impostor{"bulkhead_full"}, codes.Unavailable, "levee: rejected: bulkhead_full"},
 		{context.Canceled, codes.Canceled, "levee: rejected: canceled"},
 		{resilience.ErrTimeout, codes.DeadlineExceeded, "levee: rejected: timeout"},
 	} {
@@ -283,13 +340,13 @@ func (panickyHint) Error() string             { return "levee: panicky" }
 func (panickyHint) RetryAfter() time.Duration { panic("a user's RetryAfter") }
 
 func TestRetryAfterOf_RoundsUpAndSurvivesARetryAfterThatPanics(t *testing.T) {
-	d, ok := retryAfterOf(rejection{retryAfter: 1499*time.Millisecond + 1})
+	d, ok := retryAfterOf(hint{retryAfter: 1499*time.Millisecond + 1})
 	assert.True(t, ok)
 	assert.Equal(t, 1500*time.Millisecond, d)
-	d, ok = retryAfterOf(rejection{})
+	d, ok = retryAfterOf(hint{})
 	assert.True(t, ok, "a policy that says 0 (a probe in flight) still asks for a short back-off")
 	assert.Equal(t, time.Millisecond, d)
-	_, ok = retryAfterOf(throttled{})
+	_, ok = retryAfterOf(throttledError(t))
 	assert.False(t, ok)
 	_, ok = retryAfterOf(panickyHint{})
 	assert.False(t, ok, "a RetryAfter that panics is no hint")

@@ -4,7 +4,10 @@
 // breaker and a timeout (leveehttp.Transport). Spans go to stdout through the
 // OpenTelemetry stdout exporter, one JSON object a line; state changes and
 // each call's outcome are logged to stderr; metrics are served on /metrics by
-// the OpenTelemetry Prometheus exporter.
+// the OpenTelemetry Prometheus exporter. Beside it, a quote pipeline
+// (quotes.go) sends a call a tick through a retry, a hedge, a bulkhead, a
+// windowed breaker, a throttle and a rate limit, so that every policy's
+// metrics have series for the Grafana dashboard (docs/grafana/levee.json).
 //
 //	go run ./examples/httpclient                     # about 5 s, then exits
 //	go run ./examples/httpclient -serve-for 5m       # then keeps /metrics up
@@ -24,7 +27,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -160,9 +165,20 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) (err error) 
 	// down it answers 503, and every other request hangs past the
 	// client's timeout.
 	var down atomic.Bool
-	var hits atomic.Int64
+	var hits, quoteHits atomic.Int64
+	delays := quoteDelaysFor(cfg.timeout)
 	apiURL, stopAPI, err := serve("127.0.0.1:0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := hits.Add(1)
+		if r.URL.Path == "/quote" && !down.Load() {
+			if quoteHits.Add(1)%quoteSlowEvery == 0 { // slow, but in time
+				select {
+				case <-r.Context().Done():
+				case <-time.After(delays.slow):
+				}
+			}
+			fmt.Fprintln(w, "42.05")
+			return
+		}
 		if down.Load() {
 			if n%2 == 0 {
 				select {
@@ -195,6 +211,14 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) (err error) 
 		resilience.Timeout[*http.Response](cfg.timeout),
 	)}
 	defer client.CloseIdleConnections()
+	// The quote pipeline: the other policies' signals (quotes.go).
+	quoteClient := &http.Client{Transport: base}
+	getQuote, quotes := newQuotePipeline(quoteClient, apiURL, delays)
+	// A policy nobody references is garbage, and its series end with it:
+	// keep the quote pipeline's until /metrics stops.
+	defer runtime.KeepAlive(getQuote)
+	var quoting sync.WaitGroup
+	defer quoting.Wait() // before the service and the client go
 
 	if cfg.waitScrape > 0 {
 		logger.Info("waiting for a first scrape of /metrics by Prometheus", "max", cfg.waitScrape)
@@ -228,6 +252,11 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) (err error) 
 			down.Store(false)
 			logger.Info("price service back up", "phase", phase, "for", cfg.recovery)
 		}
+		quoting.Go(func() { // in the background: its retries must not slow the prices
+			quoteCtx, cancel := context.WithTimeout(ctx, 10*cfg.timeout)
+			defer cancel()
+			_, _ = getQuote(quoteCtx)
+		})
 		fetchPrice(ctx, tracer, client, apiURL, logger)
 		select {
 		case <-ctx.Done():
@@ -236,9 +265,11 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) (err error) 
 		}
 	}
 
-	c := prices.Counts()
+	quoting.Wait()
+	c, q := prices.Counts(), quotes.Counts()
 	logger.Info("traffic done", "breaker", prices.State().String(), "server_hits", hits.Load(),
-		"success", c.Success, "failure", c.Failure, "rejected", c.Rejected, "ignored", c.Ignored)
+		"success", c.Success, "failure", c.Failure, "rejected", c.Rejected, "ignored", c.Ignored,
+		"quote_breaker", quotes.State().String(), "quote_success", q.Success, "quote_failure", q.Failure, "quote_rejected", q.Rejected)
 	if cfg.serveFor > 0 {
 		logger.Info("serving metrics until interrupted", "url", metricsURL+"/metrics", "for", cfg.serveFor)
 		select {

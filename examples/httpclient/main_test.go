@@ -103,6 +103,16 @@ func TestRun_MetricsShowTheBreakerOpenDuringTheOutageAndClosedAfter(t *testing.T
 	} {
 		assert.Contains(t, metrics, name, "the timeout and the fallback report under the breaker's name")
 	}
+	// The quote pipeline ran, and its policies report under one name, the
+	// first among them that has one (its bulkhead's).
+	for _, name := range []string{
+		`levee_bulkhead_calls_total{levee_outcome="admitted",levee_policy_name="quote-api",`,
+		`levee_circuit_breaker_failure_rate_ratio{levee_policy_name="quote-api",`,
+		`levee_throttle_calls_total{levee_outcome="success",levee_policy_name="quote-api",`,
+		`levee_rate_limit_calls_total{levee_outcome="admitted",levee_policy_name="quote-api",`,
+	} {
+		assert.Contains(t, metrics, name, "the quote pipeline's series")
+	}
 
 	cancel()
 	select {

@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # scrape_check.sh: a real Prometheus scrapes the httpclient example through
 # an outage, and its HTTP API must show the breaker open during the outage
-# and closed after it; then every PromQL query of docs/dashboards.md must
-# return data.
+# and closed after it; then every PromQL query of docs/dashboards.md and
+# of the Grafana dashboard docs/grafana/levee.json must return data, and
+# every levee metric the example exports must be on that dashboard. The
+# dashboard's queries come from its JSON through the dashqueries command
+# (Go, in the examples module: no jq or python needed for it), which also
+# checks the JSON's structure and replaces Grafana's variables
+# ($__rate_interval, $policy) with values Prometheus can run.
 #
 # Installs Debian's prometheus (and curl, jq) when missing, which needs root.
 # Runs the prometheus binary directly, on loopback, with its data in a
@@ -17,6 +22,7 @@ set -euo pipefail
 
 cd "$(dirname "$0")/../.."
 readonly doc=docs/dashboards.md
+readonly dashboard=docs/grafana/levee.json
 readonly budget=${SCRAPE_CHECK_BUDGET:-240}
 readonly deadline=$((SECONDS + budget))
 readonly policy=price-api
@@ -113,6 +119,12 @@ check_budget "building the example"
 # From inside the examples module, so the build needs neither go.work nor the
 # root module's go.mod to know the exporters.
 (cd examples && go build -o "$tmp/httpclient" ./httpclient) || fail "go build ./httpclient in examples/"
+(cd examples && go build -o "$tmp/dashqueries" ./httpclient/dashqueries) || fail "go build ./httpclient/dashqueries in examples/"
+# The dashboard's queries, checked and read before anything starts: a
+# broken dashboard fails at once. $__rate_interval becomes 1m: Grafana
+# makes it at least four scrape intervals, and the whole run fits in it.
+"$tmp/dashqueries" -rate-interval 1m "$dashboard" >"$tmp/dashboard_queries.tsv" 2>"$tmp/dashqueries.log" ||
+	{ cat "$tmp/dashqueries.log" >&2; fail "$dashboard is not a dashboard the check can run (dashqueries)"; }
 
 # A port nobody listens on, on loopback (a tiny race with other programs is
 # possible; the start-up checks below then fail clearly).
@@ -249,4 +261,24 @@ for q in "${queries[@]}"; do
 	log "ok, $n series: $q"
 done
 
-log "PASS in ${SECONDS}s: Prometheus saw the breaker open during the outage and closed after it; ${#queries[@]} queries from $doc returned data"
+# ---- the Grafana dashboard's queries, read from its JSON -------------------
+
+panels=0
+while IFS=$'\t' read -r panel ref title q; do
+	check_budget "running the dashboard's queries"
+	query "$q" || fail "query failed: panel $panel ($title) $ref: $q"
+	n=$(jq '.data.result | length' "$tmp/last_response.json")
+	[ "$n" -gt 0 ] || fail "no data for panel $panel ($title), target $ref, of $dashboard: $q"
+	log "ok, $n series: panel $panel ($title) $ref"
+	panels=$((panels + 1))
+done <"$tmp/dashboard_queries.tsv"
+[ "$panels" -ge 20 ] || fail "found only $panels queries in $dashboard"
+
+# Every levee metric the example exports is on the dashboard (a histogram by
+# its _bucket series): a new signal needs a panel.
+metrics_up || fail "the example's /metrics is gone"
+while IFS= read -r family; do
+	grep -qF "$family" "$dashboard" || fail "the example exports $family and no panel of $dashboard queries it"
+done < <(grep -o '^levee_[a-z_]*' "$tmp/metrics.txt" | sed 's/_\(sum\|count\)$/_bucket/' | sort -u)
+
+log "PASS in ${SECONDS}s: Prometheus saw the breaker open during the outage and closed after it; ${#queries[@]} queries from $doc and $panels from $dashboard returned data"
