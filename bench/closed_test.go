@@ -38,6 +38,15 @@ func BenchmarkClosedSuccess(b *testing.B) {
 			callCount.n.Add(1)
 		}
 	})
+	// floor is DESIGN.md's floor of a guarded call (floorCall): a call
+	// through a func value, an open-coded defer and one atomic add. Its
+	// goal for the closed breaker is this floor + 3 ns.
+	b.Run("lib=floor", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			sink, _ = floorCall(ctx, workFn)
+		}
+	})
 	leveeClosed := func(b *testing.B, withSpan bool) {
 		s := newSDK(b)
 		ctx := ctx

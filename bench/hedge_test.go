@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -98,4 +99,57 @@ func BenchmarkHedgeFirstFastParallel(b *testing.B) {
 			reportPerCall(b, start)
 		})
 	}
+}
+
+// hedgedFn is the function of BenchmarkHedgeHedged: of each call's two
+// attempts, the one that starts first waits for its context, the other
+// answers at once. Attempts are told apart by the parity of a shared count,
+// as they may run in goroutines of their own.
+func hedgedFn() resilience.Func[int] {
+	var attempts atomic.Int64
+	return func(ctx context.Context) (int, error) {
+		if attempts.Add(1)%2 == 1 {
+			<-ctx.Done()
+			return 0, ctx.Err()
+		}
+		return 2, nil
+	}
+}
+
+// hedgedDelay is the delay of BenchmarkHedgeHedged: short, so that the
+// hedge starts at once and its timer's wake-up is most of the time.
+const hedgedDelay = time.Millisecond
+
+// BenchmarkHedgeHedged: a hedged call whose first attempt is slow, so that
+// a hedge starts, wins, and the first attempt is cancelled. Its time is
+// mostly the timer's wake-up, which the scheduler rounds up: compare
+// allocations, and time only within a run. Each call checks that the hedge
+// won.
+func BenchmarkHedgeHedged(b *testing.B) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	b.Run("lib=levee", func(b *testing.B) {
+		s := newSDK(b)
+		tel := resilience.Telemetry{Name: "dep", TracerProvider: s.tp, MeterProvider: s.mp}
+		get := resilience.WrapWith(tel, hedgedFn(), hedge.Policy[int](hedgedDelay))
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if v, err := get(ctx); v != 2 || err != nil {
+				b.Fatalf("call %d = %d, %v; want the hedge's 2, nil", i, v, err)
+			}
+		}
+	})
+	b.Run("lib=failsafe-go", func(b *testing.B) {
+		fn := hedgedFn()
+		exec := failsafeExecutor(ctx, hedgepolicy.NewWithDelay[int](hedgedDelay))
+		call := func(e failsafe.Execution[int]) (int, error) { return fn(e.Context()) }
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if v, err := exec.GetWithExecution(call); v != 2 || err != nil {
+				b.Fatalf("call %d = %d, %v; want the hedge's 2, nil", i, v, err)
+			}
+		}
+	})
 }
