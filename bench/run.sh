@@ -5,6 +5,7 @@
 #   COUNT=1 bench/run.sh                # a quick look
 #   COUNT=3 BENCH=OpenRejection bench/run.sh   # some benchmarks only (a go test -bench regexp)
 #   COUNT=6 BENCH='Retry|Hedge' bench/run.sh  # the retry and hedge benchmarks
+#   COUNT=6 BENCH='Bulkhead|RateLimit|Throttle' bench/run.sh  # the limits (issue 13)
 #
 # The raw output goes to bench/results/<UTC time>/ (git ignores bench/results/);
 # benchstat then prints one table per workload, with a column per library, and
@@ -72,13 +73,20 @@ echo "load avg: $(cut -d' ' -f1-3 /proc/loadavg) (after)" | tee -a "$out/machine
 
 {
 	for workload in ClosedSuccess ClosedSuccessParallel OpenRejection FailuresUntilOpen Pipeline \
-		RetrySuccess RetrySuccessParallel RetryOneFailure RetryOneFailureParallel HedgeFirstFast HedgeFirstFastParallel; do
+		RetrySuccess RetrySuccessParallel RetryOneFailure RetryOneFailureParallel HedgeFirstFast HedgeFirstFastParallel \
+		BulkheadAcquireRelease BulkheadAcquireReleaseParallel RateLimitAllowed RateLimitAllowedParallel \
+		ThrottleHealthy ThrottleHealthyParallel; do
 		if grep -q "^Benchmark$workload/" "$out/raw.txt"; then
 			echo
 			echo "## $workload"
 			"$benchstat" -filter ".name:$workload" -row /lib -col .name "$out/raw.txt"
 		fi
 	done
+	if grep -q '^BenchmarkRateLimitKeyed' "$out/raw.txt"; then
+		echo
+		echo "## RateLimitKeyed"
+		"$benchstat" -filter '.name:(RateLimitKeyed OR RateLimitKeyedParallel)' -row /keys,/lib -col .name "$out/raw.txt"
+	fi
 	if grep -q -e '^BenchmarkBreakerMemory' -e '^BenchmarkFleet10k' "$out/raw.txt"; then
 		echo
 		echo "## Scale"

@@ -139,19 +139,26 @@ func (b *Bulkhead) Call(ctx context.Context, fn func(context.Context) error) err
 }
 
 // acquire takes a slot for the call, or returns the error that refuses it.
-// The common case, a free slot and no queue, is a compare-and-swap.
+// The common case, a live context, a free slot and no queue, is a
+// compare-and-swap.
 func (b *Bulkhead) acquire(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		b.canceled.Add(1)
-		return err
-	}
-	if b.waiting.Load() == 0 {
-		taken := b.acquired.Load()
-		if taken-b.released.Load() < b.maxConcurrent && b.acquired.CompareAndSwap(taken, taken+1) {
-			return nil
-		}
+	if ctx.Err() == nil && b.takeFast() {
+		return nil
 	}
 	return b.acquireSlow(ctx)
+}
+
+// takeFast takes a free slot when no call is queued: three loads and a
+// compare-and-swap, small enough to be inlined into the callers' fast paths
+// (acquire, the policy's function), which then make no call of their own
+// before the guarded function's. Whatever it does not settle, acquireSlow
+// does.
+func (b *Bulkhead) takeFast() bool {
+	if b.waiting.Load() != 0 {
+		return false
+	}
+	taken := b.acquired.Load()
+	return taken-b.released.Load() < b.maxConcurrent && b.acquired.CompareAndSwap(taken, taken+1)
 }
 
 // release gives the call's slot back, to the first waiter if there is one.
@@ -182,8 +189,14 @@ func (b *Bulkhead) tryTake() bool {
 	}
 }
 
+// acquireSlow is acquire past takeFast: the caller's context has ended,
+// another call took the slot first, the bulkhead is full, or calls are
+// queued.
 func (b *Bulkhead) acquireSlow(ctx context.Context) error {
-	// Another call took the slot first, or the fast path met a queue.
+	if err := ctx.Err(); err != nil {
+		b.canceled.Add(1)
+		return err
+	}
 	if b.waiting.Load() == 0 && b.tryTake() {
 		return nil
 	}

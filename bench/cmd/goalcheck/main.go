@@ -80,6 +80,18 @@ var tables = []struct {
 		[]string{"RetrySuccess", "RetrySuccessParallel", "RetryOneFailure", "RetryOneFailureParallel", "HedgeFirstFast", "HedgeFirstFastParallel", "HedgeHedged"},
 		[]string{"floor", "withcancel+timer", "levee", "levee-budget", "levee-span", "failsafe-go", "backoff", "retry-go"},
 	},
+	{
+		[]string{"BulkheadAcquireRelease", "BulkheadAcquireReleaseParallel"},
+		[]string{"floor", "levee", "semaphore", "failsafe-go", "failsafe-go-executor"},
+	},
+	{
+		[]string{"RateLimitAllowed", "RateLimitAllowedParallel", "ThrottleHealthy", "ThrottleHealthyParallel"},
+		[]string{"levee", "x-time-rate", "uber-ratelimit", "failsafe-go", "failsafe-go-executor"},
+	},
+	{
+		[]string{"RateLimitKeyed/keys=1000", "RateLimitKeyedParallel/keys=1000", "RateLimitKeyed/keys=1000000", "RateLimitKeyedParallel/keys=1000000"},
+		[]string{"levee", "x-time-rate"},
+	},
 }
 
 // summary prints the medians of the side-by-side workloads that ran,
@@ -99,13 +111,13 @@ func summary(s samples) {
 		if len(ran) == 0 {
 			continue
 		}
-		fmt.Printf("%-24s", "workload")
+		fmt.Printf("%-34s", "workload")
 		for _, lib := range t.libs {
 			fmt.Printf(" %16s", lib)
 		}
 		fmt.Println()
 		for _, w := range ran {
-			fmt.Printf("%-24s", w)
+			fmt.Printf("%-34s", w)
 			for _, lib := range t.libs {
 				name := "Benchmark" + w + "/lib=" + lib
 				ns, ok := s.median(name, "ns/op")
@@ -232,6 +244,7 @@ func main() {
 	}
 	c.retryGoals()
 	c.hedgeGoals()
+	c.limitGoals()
 	if c.skipped > 0 {
 		fmt.Printf("%d figure(s) missing: some goals were not checked\n", c.skipped)
 	}
@@ -311,4 +324,67 @@ func (c *checker) parallelGoal(what, workload string) {
 		c.report(what+", RunParallel: <= 1.5x serial", parallel, 1.5*serial, "ns/op",
 			fmt.Sprintf("serial %.3g ns, ratio %.2fx", serial, parallel/serial))
 	}
+}
+
+// limitGoals checks the goals of issue 13 for the bulkhead, the rate limit
+// and the throttle, and prints the heap a keyed rate limit holds per key.
+func (c *checker) limitGoals() {
+	const bulkhead = "BenchmarkBulkheadAcquireRelease/lib="
+	for _, peer := range []string{"semaphore", "failsafe-go"} {
+		if ns, ok := c.need(bulkhead+peer, "ns/op"); ok {
+			if levee, ok := c.need(bulkhead+"levee", "ns/op"); ok {
+				detail := fmt.Sprintf("%s %.3g ns, ratio %.2fx", peer, ns, levee/ns)
+				if floor, ok := c.s.median(bulkhead+"floor", "ns/op"); ok {
+					detail += fmt.Sprintf("; two atomic adds around the call %.3g ns", floor)
+				}
+				c.report("bulkhead, a free slot: <= 0.6x "+peer+"'s", levee, 0.6*ns, "ns/op", detail)
+			}
+		}
+	}
+	if allocs, ok := c.need(bulkhead+"levee", "allocs/op"); ok {
+		c.report("bulkhead, a free slot: 0 allocs/op", allocs, 0, "allocs/op", "")
+	}
+	c.parallelGoal("bulkhead, a free slot", "BulkheadAcquireRelease")
+	if floor, ok := c.s.median(bulkhead+"floor", "ns/op"); ok {
+		if parallel, ok := c.s.median("BenchmarkBulkheadAcquireReleaseParallel/lib=floor", "ns/op"); ok {
+			fmt.Printf("        (two atomic adds on one shared counter: RunParallel %.3g ns, %.2fx their serial %.3g ns)\n",
+				parallel, parallel/floor, floor)
+		}
+	}
+
+	const allowed = "BenchmarkRateLimitAllowed/lib="
+	if xrate, ok := c.need(allowed+"x-time-rate", "ns/op"); ok {
+		if levee, ok := c.need(allowed+"levee", "ns/op"); ok {
+			c.report("rate limit, a token there: <= 0.5x x/time/rate's Allow", levee, 0.5*xrate, "ns/op",
+				fmt.Sprintf("x/time/rate %.3g ns, ratio %.2fx", xrate, levee/xrate))
+		}
+	}
+	if allocs, ok := c.need(allowed+"levee", "allocs/op"); ok {
+		c.report("rate limit, a token there: 0 allocs/op", allocs, 0, "allocs/op", "")
+	}
+	c.parallelGoal("rate limit, a token there", "RateLimitAllowed")
+
+	for _, keys := range []string{"1000", "1000000"} {
+		serial := "BenchmarkRateLimitKeyed/keys=" + keys + "/lib=levee"
+		if allocs, ok := c.need(serial, "allocs/op"); ok {
+			c.report("rate limit, keyed, "+keys+" keys: 0 allocs/op", allocs, 0, "allocs/op", "")
+		}
+		if ns, ok := c.need(serial, "ns/op"); ok {
+			if parallel, ok := c.need("BenchmarkRateLimitKeyedParallel/keys="+keys+"/lib=levee", "ns/op"); ok {
+				c.report("rate limit, keyed, "+keys+" keys, RunParallel: <= 1.5x serial", parallel, 1.5*ns, "ns/op",
+					fmt.Sprintf("serial %.3g ns, ratio %.2fx", ns, parallel/ns))
+			}
+		}
+		for _, lib := range []string{"levee", "x-time-rate"} {
+			if perKey, ok := c.s.median("BenchmarkRateLimitKeyed/keys="+keys+"/lib="+lib, "B/key"); ok {
+				mib, _ := c.s.median("BenchmarkRateLimitKeyed/keys="+keys+"/lib="+lib, "MiB-held")
+				fmt.Printf("info    rate limit, keyed, %s keys, %s: %.0f B/key held (%.3g MiB)\n", keys, lib, perKey, mib)
+			}
+		}
+	}
+
+	if allocs, ok := c.need("BenchmarkThrottleHealthy/lib=levee", "allocs/op"); ok {
+		c.report("throttle, a healthy dependency: 0 allocs/op", allocs, 0, "allocs/op", "")
+	}
+	c.parallelGoal("throttle, a healthy dependency", "ThrottleHealthy")
 }
