@@ -270,10 +270,7 @@ func (b *Breaker) sync(ctx context.Context) {
 	}
 	var v *fleetView
 	err := b.f.op(ctx, b.name, "sync", func(ctx context.Context) error {
-		res, err := syncScript.Run(ctx, b.f.client, b.keys.all,
-			b.f.id, b.memberTTL.Milliseconds(), tripped, b.applied, b.quorum,
-			strconv.FormatFloat(b.share, 'f', -1, 64), b.openTimeout.Milliseconds(), b.lease.Milliseconds(),
-			probe, b.keys.channel, b.name, b.stateTTL().Milliseconds()).Slice()
+		res, err := syncScript.Run(ctx, b.f.client, b.keys.all, b.syncArgs(b.f.id, tripped, b.applied, probe)...).Slice()
 		if err != nil {
 			return b.scriptError(err)
 		}
@@ -314,6 +311,13 @@ func (b *Breaker) sync(ctx context.Context) {
 		b.f.inst.open.Record(bg, v.tripped, attrs)
 		b.f.inst.leaseHeld.Record(bg, held, attrs)
 	})
+}
+
+// syncArgs are syncScript's ARGV for instance id's report.
+func (b *Breaker) syncArgs(id string, tripped int, seen int64, probe string) []any {
+	return []any{id, b.memberTTL.Milliseconds(), tripped, seen, b.quorum,
+		strconv.FormatFloat(b.share, 'f', -1, 64), b.openTimeout.Milliseconds(), b.lease.Milliseconds(),
+		probe, b.keys.channel, b.name, b.stateTTL().Milliseconds()}
 }
 
 // stateTTL is how long the state hash outlives the last instance that

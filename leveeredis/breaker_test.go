@@ -213,6 +213,11 @@ func TestBreakerOneProbePerFleet(t *testing.T) {
 	waitFor(t, "every instance closed after a probe succeeded", allIn(ins, breaker.Closed))
 	stop()
 	wg.Wait()
+	// The trips reported before the close are forgotten: they do not
+	// reopen the fleet.
+	time.Sleep(4 * testInterval)
+	assert.True(t, allIn(ins, breaker.Closed)(), "the fleet stays closed after its probe succeeded")
+	assert.Equal(t, FleetClosed, ins[0].br.View().State)
 
 	// Every call after the fleet opened, until the one that closed it, was
 	// a probe: one per open period, each at least an open period after the
@@ -229,6 +234,36 @@ func TestBreakerOneProbePerFleet(t *testing.T) {
 		gap := probes[i].Sub(probes[i-1])
 		assert.GreaterOrEqual(t, gap, testOpenTimeout*8/10, "probe %d came %v after probe %d: two probes in one open period", i, gap, i-1)
 	}
+}
+
+// A trip reported by an instance that has not yet seen the fleet's last
+// close is stale: it does not count towards the quorum. Two such reports
+// would otherwise reopen the fleet the moment its probe closed it.
+func TestBreakerTripReportedBeforeTheCloseIsNotCounted(t *testing.T) {
+	s := redistest.Start(t)
+	a := newInstance(t, s, "a", "payments", nil)
+	raw := newClient(t, s)
+	ctx := context.Background()
+	require.NoError(t, a.br.Reset(ctx)) // a close, at some epoch
+	report := func(id string, seen int64) *fleetView {
+		t.Helper()
+		res, err := syncScript.Run(ctx, raw, a.br.keys.all, a.br.syncArgs(id, 1, seen, "")...).Slice()
+		require.NoError(t, err)
+		v, err := a.br.parseView(res)
+		require.NoError(t, err)
+		return v
+	}
+	closed := report("x", 0)
+	assert.Zero(t, closed.tripped, "x's trip predates the close it has not seen")
+	v := report("y", 0)
+	assert.Zero(t, v.tripped)
+	assert.Equal(t, stateClosed, v.state, "stale trips must not reopen the fleet")
+
+	report("x", closed.epoch)
+	v = report("y", closed.epoch)
+	assert.Equal(t, int64(2), v.tripped, "trips after the close count")
+	assert.Equal(t, stateOpen, v.state, "2 of 3 live: a quorum")
+	assert.Equal(t, "quorum", v.cause)
 }
 
 // ForceOpen on one instance holds every instance open, past any open
