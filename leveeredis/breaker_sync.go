@@ -265,7 +265,10 @@ func (b *Breaker) sync(ctx context.Context) {
 		probe = stateOpen
 	}
 	tripped := 0
-	if b.tripped.Load() {
+	// A closed local breaker has not tripped, whatever its listener, which
+	// runs asynchronously, has yet to say: after following the fleet's
+	// close, this instance must not report the trip it had before.
+	if b.tripped.Load() && b.local.State() != breaker.Closed {
 		tripped = 1
 	}
 	var v *fleetView
