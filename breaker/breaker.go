@@ -47,7 +47,9 @@ import (
 //
 // Use Call for functions that return only an error, and Policy to put the
 // breaker in a resilience pipeline; one breaker may guard calls of many result
-// types. ForceOpen and Reset are for operators in an incident.
+// types. ForceOpen and Reset are for operators in an incident. Follow and
+// WithHalfOpenGate let a coordinator share one decision among many breakers
+// (leveeredis's fleet breaker, one per instance of a service).
 //
 // A Breaker is safe for concurrent use by any number of goroutines and starts
 // no goroutine per call. A call through a closed breaker takes no lock and
