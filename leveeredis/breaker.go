@@ -78,6 +78,8 @@ type Breaker struct {
 	probeResult atomic.Int32
 	// wake asks the loop to sync now.
 	wake chan struct{}
+	// syncs counts the syncs tried, for tests that must see several pass.
+	syncs atomic.Int64
 
 	loopState // owned by the loop goroutine
 }

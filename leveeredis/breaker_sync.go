@@ -69,7 +69,7 @@ const luaStateRead = `
 local function bad(field, v)
   return redis.error_reply('LEVEE_BAD_DATA ' .. KEYS[3] .. ': field ' .. field .. ' holds ' .. string.format('%q', tostring(v)))
 end
-local raw = redis.call('HMGET', KEYS[3], 'state', 'epoch', 'until', 'closed_epoch', 'cause')
+local raw = redis.call('HMGET', KEYS[3], 'state', 'epoch', 'until', 'closed_epoch', 'cause', 'prober')
 local state = raw[1]
 if not state then
   state = 'none'
@@ -88,6 +88,7 @@ for i, f in ipairs({'epoch', 'until', 'closed_epoch'}) do
 end
 local epoch, untilMs, closedEpoch = nums[1], nums[2], nums[3]
 local cause = raw[5] or ''
+local lastProber = raw[6] or ''
 `
 
 // syncScript is one instance's whole exchange with the fleet, in one round
@@ -111,6 +112,7 @@ local openMs = tonumber(ARGV[7])
 -- The probe's result, from the lease's holder only.
 if state == 'open' and holder == id and ARGV[9] ~= '' then
   redis.call('DEL', KEYS[4])
+  redis.call('HDEL', KEYS[3], 'prober')
   holder = false
   bump()
   cause = 'probe'
@@ -140,14 +142,17 @@ if state == 'closed' or state == 'none' then
     cause = 'quorum'
   end
 end
--- One probe per fleet: the first instance to sync after the open period.
-if state == 'open' and now >= untilMs and not holder then
-  redis.call('SET', KEYS[4], id, 'PX', ARGV[8])
-  holder = id
-  announce = true
-end
 if changed then
   redis.call('HSET', KEYS[3], 'state', state, 'epoch', epoch, 'until', untilMs, 'closed_epoch', closedEpoch, 'cause', cause)
+end
+-- One probe per fleet: the first instance to sync after the open period,
+-- but not the one whose lease just expired unused (an instance with no
+-- traffic), unless it is alone.
+if state == 'open' and now >= untilMs and not holder and (id ~= lastProber or live == 1) then
+  redis.call('SET', KEYS[4], id, 'PX', ARGV[8])
+  redis.call('HSET', KEYS[3], 'prober', id)
+  holder = id
+  announce = true
 end
 redis.call('PEXPIRE', KEYS[3], ARGV[12])
 if announce then redis.call('PUBLISH', ARGV[10], ARGV[11]) end
@@ -256,6 +261,7 @@ func (b *Breaker) loop(ctx context.Context) {
 // and applies it to the local breaker. On any failure the local breaker is
 // on its own until the next sync succeeds.
 func (b *Breaker) sync(ctx context.Context) {
+	defer b.syncs.Add(1)
 	result := b.probeResult.Load()
 	probe := ""
 	switch breaker.State(result) {

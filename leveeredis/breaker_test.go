@@ -120,6 +120,24 @@ func waitFor(t *testing.T, what string, cond func() bool) time.Duration {
 	return time.Since(start)
 }
 
+// afterSyncs waits until every instance of ins has tried n more syncs: the
+// way these tests let time pass to show that something does not happen.
+func afterSyncs(t *testing.T, ins []*instance, n int64) {
+	t.Helper()
+	want := make([]int64, len(ins))
+	for i, in := range ins {
+		want[i] = in.br.syncs.Load() + n
+	}
+	waitFor(t, fmt.Sprintf("%d more syncs of every instance", n), func() bool {
+		for i, in := range ins {
+			if in.br.syncs.Load() < want[i] {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 // tripLocal opens in's local breaker on its own failures.
 func tripLocal(t *testing.T, in *instance, d *dependency) {
 	t.Helper()
@@ -152,7 +170,7 @@ func TestBreakerQuorumOpensEveryInstanceAndOneAloneDoesNot(t *testing.T) {
 
 	tripLocal(t, a, &d)
 	waitFor(t, "c to see a's trip", func() bool { return c.br.View().Tripped == 1 })
-	time.Sleep(3 * testInterval) // several syncs of every instance
+	afterSyncs(t, ins, 3)
 	assert.Equal(t, FleetClosed, c.br.View().State, "one instance alone must not open the fleet")
 	assert.Equal(t, breaker.Closed, b.br.State())
 	assert.Equal(t, breaker.Closed, c.br.State())
@@ -188,7 +206,7 @@ func TestBreakerQuorumShareOfLiveInstances(t *testing.T) {
 	tripLocal(t, ins[0], &d)
 	tripLocal(t, ins[1], &d)
 	waitFor(t, "two trips reported", func() bool { return ins[3].br.View().Tripped == 2 })
-	time.Sleep(3 * testInterval)
+	afterSyncs(t, ins, 3)
 	assert.Equal(t, breaker.Closed, ins[3].br.State(), "2 of 4 is below a share of 0.75")
 	tripLocal(t, ins[2], &d)
 	waitFor(t, "every instance open", allIn(ins, breaker.Open))
@@ -230,7 +248,7 @@ func TestBreakerOneProbePerFleet(t *testing.T) {
 	wg.Wait()
 	// The trips reported before the close are forgotten: they do not
 	// reopen the fleet.
-	time.Sleep(4 * testInterval)
+	afterSyncs(t, ins, 4)
 	assert.True(t, allIn(ins, breaker.Closed)(), "the fleet stays closed after its probe succeeded")
 	assert.Equal(t, FleetClosed, ins[0].br.View().State)
 
@@ -281,6 +299,59 @@ func TestBreakerTripReportedBeforeTheCloseIsNotCounted(t *testing.T) {
 	assert.Equal(t, "quorum", v.cause)
 }
 
+// A probe holder with no traffic never probes: its lease expires, and
+// another instance takes it and probes for the fleet.
+func TestBreakerUnusedLeaseGoesToAnotherInstance(t *testing.T) {
+	s := redistest.Start(t)
+	ins := fleetOf(t, s, "payments", 2, WithQuorum(1), WithQuorumShare(0))
+	waitFor(t, "two live instances", func() bool { return ins[1].br.View().Live == 2 })
+	var d dependency
+	tripLocal(t, ins[0], &d)
+	waitFor(t, "both open", allIn(ins, breaker.Open))
+	d.down.Store(false)
+
+	var holder string
+	waitFor(t, "a probe holder", func() bool { holder = ins[0].br.View().ProbeHolder; return holder != "" })
+	other := ins[0]
+	if holder == other.id {
+		other = ins[1]
+	}
+	waitFor(t, "the unused lease to pass to the other instance", func() bool { return ins[0].br.View().ProbeHolder == other.id })
+	// Only the instance that did not hold the lease first has traffic.
+	waitFor(t, "the fleet closed by the other instance's probe", func() bool {
+		if other.br.State() != breaker.Closed {
+			_ = other.br.Call(context.Background(), d.call)
+		}
+		return allIn(ins, breaker.Closed)()
+	})
+	require.Len(t, d.callsSince(time.Time{}), breaker.DefaultFailureThreshold+1, "the trip, then one probe")
+}
+
+// The lease is not given back to the instance whose lease expired
+// unused while another instance is live: the script, driven directly for
+// two instances x and y, leaves the expired lease to y.
+func TestBreakerExpiredLeaseIsNotRetakenByItsHolder(t *testing.T) {
+	s := redistest.Start(t)
+	a := newInstance(t, s, "a", "payments", nil, WithQuorum(1), WithQuorumShare(0),
+		WithProbeLease(50*time.Millisecond), WithMemberTTL(time.Minute))
+	a.fleet.Close() // a's own loop stops: x and y alone drive the script
+	raw := patientClient(t, s)
+	ctx := context.Background()
+	report := func(id string, tripped int) *fleetView {
+		t.Helper()
+		res, err := syncScript.Run(ctx, raw, a.br.keys.all, a.br.syncArgs(id, tripped, 0, "")...).Slice()
+		require.NoError(t, err)
+		v, err := a.br.parseView(res)
+		require.NoError(t, err)
+		return v
+	}
+	report("y", 0)
+	require.Equal(t, stateOpen, report("x", 1).state, "x's trip opens the fleet (a quorum of 1)")
+	waitFor(t, "x to take the lease once the open period ends", func() bool { return report("x", 0).holder == "x" })
+	waitFor(t, "x's lease to expire, and x not to take it again", func() bool { return report("x", 0).holder == "" })
+	assert.Equal(t, "y", report("y", 0).holder, "y takes the lease x left unused")
+}
+
 // ForceOpen on one instance holds every instance open, past any open
 // timeout; Reset on another closes them all.
 func TestBreakerOperatorControlsReachEveryInstance(t *testing.T) {
@@ -290,7 +361,7 @@ func TestBreakerOperatorControlsReachEveryInstance(t *testing.T) {
 
 	require.NoError(t, ins[0].br.ForceOpen(context.Background()))
 	waitFor(t, "every instance forced open", allIn(ins, breaker.Open))
-	time.Sleep(testOpenTimeout + 2*testInterval)
+	afterSyncs(t, ins, int64(testOpenTimeout/testInterval)+2) // past an open timeout
 	for _, in := range ins {
 		assert.Equal(t, breaker.Open, in.br.State(), "%s: forced open outlasts the open timeout", in.id)
 		var oe *breaker.OpenError
@@ -383,7 +454,7 @@ func TestBreakerRedisKilledAndRestarted(t *testing.T) {
 	require.NoError(t, ins[0].br.ForceOpen(context.Background()))
 	waitFor(t, "every instance forced open", allIn(ins, breaker.Open))
 	s.Kill()
-	time.Sleep(testOpenTimeout + testInterval)
+	afterSyncs(t, ins, int64(testOpenTimeout/testInterval)+1) // failed syncs, past an open timeout
 	for _, in := range ins {
 		assert.Equal(t, breaker.Open, in.br.State(), "%s: an operator's ForceOpen holds with Redis down", in.id)
 	}

@@ -158,7 +158,16 @@ func run(w io.Writer, addr, prefix string) error {
 	if err := wait("the first probe", func() bool { return probes.Load() >= 1 }); err != nil {
 		return err
 	}
-	time.Sleep(100 * time.Millisecond)
+	if err := wait("the probe's result published", func() bool {
+		for _, b := range brs {
+			if v := b.View(); v.State != leveeredis.FleetOpen || v.ProbeHolder != "" || b.State() != breaker.Open {
+				return false
+			}
+		}
+		return true
+	}); err != nil {
+		return err
+	}
 	fmt.Fprintf(w, "open period over: %d probe for the fleet, it fails: %s\n", probes.Load(), states())
 
 	down.Store(false)
