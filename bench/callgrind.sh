@@ -5,7 +5,6 @@
 #
 #   bench/callgrind.sh '^BenchmarkRetryOneFailure$/^lib=levee$' ...   # -bench regexps
 #   N=200000 bench/callgrind.sh '^BenchmarkHedgeFirstFast$/'          # ops to count (default 1000000)
-#   CALLGRIND_DIR=leveeredis bench/callgrind.sh '^BenchmarkBreakerCall$/^closed/fleet$'  # another module's package (from the repository root)
 #
 # Each regexp must select one benchmark. The suite is compiled once and run
 # twice under callgrind, with -test.benchtime=1001x and (N+1001)x: each run
@@ -26,7 +25,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 n=${N:-1000000}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-(cd "${CALLGRIND_DIR:-$here}" && GOWORK=off go test -c -o "$work/bench.test" .)
+(cd "$here" && GOWORK=off go test -c -o "$work/bench.test" .)
 
 # count runs the suite under callgrind and prints the instructions it ran.
 count() {

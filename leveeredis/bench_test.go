@@ -35,7 +35,7 @@ func benchClient(b *testing.B) *redis.Client {
 // hour here, so that it adds nothing to the count (bench/callgrind.sh
 // counts the whole program):
 //
-//	LEVEE_REDIS_ADDR=127.0.0.1:6379 CALLGRIND_DIR=leveeredis bench/callgrind.sh '^BenchmarkBreakerCall$/^closed/local$' '^BenchmarkBreakerCall$/^closed/fleet$' ...
+//	LEVEE_REDIS_ADDR=127.0.0.1:6379 PKG=leveeredis bench/callgrind.sh '^BenchmarkBreakerCall$/^closed/local$' '^BenchmarkBreakerCall$/^closed/fleet$' ...
 //	cd leveeredis && go test -run '^$' -bench BenchmarkBreakerCall -count 10 | benchstat -
 func BenchmarkBreakerCall(b *testing.B) {
 	ctx := context.Background()
