@@ -47,7 +47,9 @@ import (
 //
 // Use Call for functions that return only an error, and Policy to put the
 // breaker in a resilience pipeline; one breaker may guard calls of many result
-// types. ForceOpen and Reset are for operators in an incident.
+// types. ForceOpen and Reset are for operators in an incident. Follow and
+// WithHalfOpenGate let a coordinator share one decision among many breakers
+// (leveeredis's fleet breaker, one per instance of a service).
 //
 // A Breaker is safe for concurrent use by any number of goroutines and starts
 // no goroutine per call. A call through a closed breaker takes no lock and
@@ -84,7 +86,10 @@ type Breaker struct {
 	isFailure       func(error) bool
 	isIgnored       func(error) bool
 	listeners       *notifier // nil without listeners
-	tel             *instruments
+	// halfOpenGate, when set, is asked by the open timer whether the
+	// breaker may half-open (WithHalfOpenGate).
+	halfOpenGate func() time.Duration
+	tel          *instruments
 	// rules holds the settings beyond the consecutive-failures rule:
 	// defaultRules, shared, for a breaker that uses none of them.
 	rules *rules
@@ -281,6 +286,7 @@ func New(name string, opts ...Option) *Breaker {
 		retryAfterLimit:  cfg.retryAfterLimit,
 		isFailure:        cfg.isFailure,
 		isIgnored:        cfg.isIgnored,
+		halfOpenGate:     cfg.halfOpenGate,
 		counts:           newOutcomeCounts(),
 		rules:            &defaultRules,
 	}
@@ -744,7 +750,7 @@ func (b *Breaker) transition(ctx context.Context, from *period, to State, cause 
 			// garbage even while open, and its timer then does nothing.
 			self := weak.Make(b)
 			next.timer = time.AfterFunc(openFor, func() {
-				if b := self.Value(); b != nil {
+				if b := self.Value(); b != nil && !b.gateHolds(next) {
 					b.transition(context.Background(), next, HalfOpen, transitionCause{})
 				}
 			})
@@ -781,6 +787,58 @@ func (b *Breaker) transition(ctx context.Context, from *period, to State, cause 
 
 	b.tel.transitioned(ctx, change, from.openedBy, b.rules.windowed())
 	return next
+}
+
+// gateHolds asks the half-open gate, if the breaker has one, whether the
+// open period p, whose timer has fired, must go on. When it must, the timer
+// is set to ask again after the wait the gate returned.
+func (b *Breaker) gateHolds(p *period) bool {
+	if b.halfOpenGate == nil || b.current.Load() != p {
+		return false
+	}
+	var wait time.Duration
+	emit.Guard("circuit breaker "+strconv.Quote(b.name)+": the half-open gate", func() { wait = b.halfOpenGate() })
+	if wait <= 0 {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.current.Load() != p {
+		return true // moved on meanwhile: nothing to half-open
+	}
+	p.timer.Reset(wait) // under mu: the timer was set under it
+	return true
+}
+
+// Follow moves the breaker to state to because something outside it
+// decided so: a coordinator that shares one decision among many breakers,
+// such as leveeredis's fleet breaker. Open starts an open period as a trip
+// would (the open timeout, WithOpenBackoff, the half-open gate) from Closed
+// or HalfOpen; HalfOpen ends an open period now, letting probes through;
+// Closed starts a fresh closed period from Open or HalfOpen. The change is
+// reported like any other, with Forced false, no TripRule and
+// ConsecutiveFailures 0 (that is how a listener tells it from a trip or a
+// failed probe); ctx parents its span.
+//
+// Follow reports whether it changed the state. It changes nothing when the
+// breaker is in state to already, when it is held open by ForceOpen (an
+// operator's decision wins until Reset), and for HalfOpen unless the
+// breaker is Open. It is safe for concurrent use; calls in flight finish in
+// the period they started in, and their results are stale after it.
+func (b *Breaker) Follow(ctx context.Context, to State) bool {
+	for {
+		p := b.current.Load()
+		if p.state == to || p.forced {
+			return false
+		}
+		switch {
+		case to == HalfOpen && p.state != Open, to != Open && to != Closed && to != HalfOpen:
+			return false
+		}
+		if b.transition(ctx, p, to, transitionCause{}) != nil {
+			return true
+		}
+	}
 }
 
 // ForceOpen opens the breaker and holds it open until Reset: every call is

@@ -61,6 +61,7 @@ type config struct {
 	backoffGiven      bool
 	jitterSeed        *uint64
 	shadow            bool
+	halfOpenGate      func() time.Duration
 
 	problems []string
 }
@@ -447,6 +448,29 @@ func WithJitterSeed(seed uint64) Option {
 // WithShadowMode starts the breaker in shadow mode: see SetShadowMode.
 func WithShadowMode() Option {
 	return func(c *config) { c.shadow = true }
+}
+
+// WithHalfOpenGate makes the breaker ask gate, each time its open period
+// ends, whether it may half-open now: gate returns 0 (or less) to let it,
+// or how long to stay open before asking again. While gate says wait, the
+// breaker stays Open and rejects every call as it did; ForceOpen, Reset and
+// Follow still move it at any time. It is the hook a coordinator of many
+// breakers uses to let one of them probe for all (leveeredis's fleet
+// breaker); a breaker without it half-opens when its timer says so.
+//
+// gate runs on the open timer's goroutine, never on a call's and never
+// while the breaker holds a lock, so it may read the breaker; it must be
+// quick and must not block. A gate that panics lets the breaker half-open,
+// and the panic is reported to otel.Handle. The call paths are unchanged:
+// only the timer reads the gate. Default: none. gate must not be nil; New
+// panics otherwise.
+func WithHalfOpenGate(gate func() time.Duration) Option {
+	return func(c *config) {
+		if gate == nil {
+			c.refuse("WithHalfOpenGate: gate must not be nil")
+		}
+		c.halfOpenGate = gate
+	}
 }
 
 // check refuses the combinations no single option can see, once every

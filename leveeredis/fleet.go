@@ -54,6 +54,11 @@ type Fleet struct {
 	// redisUp is whether the last Redis operation of any policy of this
 	// Fleet succeeded (true until one fails).
 	redisUp atomic.Bool
+
+	// breakers is the pub/sub subscription the Fleet's breakers share
+	// (breaker_bus.go), started with the first of them.
+	breakersOnce sync.Once
+	breakers     *breakerBus
 }
 
 // FleetOption configures a Fleet.

@@ -19,7 +19,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // newClient is a go-redis client for s that gives up fast: the tests kill
 // servers, and a client retrying for seconds would only slow them.
-func newClient(t *testing.T, s *redistest.Server) *redis.Client {
+func newClient(t testing.TB, s *redistest.Server) *redis.Client {
 	t.Helper()
 	c := redis.NewClient(&redis.Options{
 		Addr: s.Addr(), MaxRetries: -1,

@@ -15,6 +15,27 @@ const (
 	// failed or timed out, by levee.policy.name, levee.fleet.operation and
 	// error.type. Each failure leaves the policy on its local state.
 	MetricSyncErrors = "levee.fleet.sync.errors"
+
+	// MetricInstancesLive is a gauge, by levee.policy.name: how many
+	// instances heartbeat the fleet breaker, as this instance last read.
+	MetricInstancesLive = "levee.fleet.instances.live"
+	// MetricInstancesOpen is a gauge, by levee.policy.name: how many live
+	// instances report their own breaker tripped (open on their own
+	// failures), as this instance last read. The fleet opens when it
+	// reaches the quorum.
+	MetricInstancesOpen = "levee.fleet.instances.open"
+	// MetricPropagationLag is a histogram (seconds), by
+	// levee.policy.name: from a change of the fleet breaker's state in
+	// Redis to this instance reading it, by the Redis server's clock.
+	MetricPropagationLag = "levee.fleet.propagation.lag"
+	// MetricLeaseHeld is a gauge, by levee.policy.name: 1 while this
+	// instance holds the fleet breaker's probe lease, 0 otherwise; summed
+	// over the fleet it is at most 1.
+	MetricLeaseHeld = "levee.fleet.lease.held"
+	// MetricSynced is a gauge, by levee.policy.name: 1 while the fleet
+	// breaker's last exchange with Redis succeeded, 0 while it is on its
+	// local breaker alone (Redis down, slow or holding bad data).
+	MetricSynced = "levee.fleet.synced"
 )
 
 // Attribute keys of the levee.fleet.* telemetry.
@@ -26,6 +47,10 @@ const (
 
 type fleetInstruments struct {
 	syncErrors metric.Int64Counter
+
+	// The fleet breaker's.
+	live, open, leaseHeld, synced metric.Int64Gauge
+	lag                           metric.Float64Histogram
 }
 
 func newFleetInstruments(m metric.Meter) fleetInstruments {
@@ -35,7 +60,25 @@ func newFleetInstruments(m metric.Meter) fleetInstruments {
 		metric.WithUnit("{operation}"),
 		metric.WithDescription("Redis operations of fleet policies that failed or timed out; each leaves the policy on its local state."))
 	emit.Handle(err)
+	newBreakerInstruments(m, &in)
 	return in
+}
+
+func newBreakerInstruments(m metric.Meter, in *fleetInstruments) {
+	gauge := func(name, unit, desc string) metric.Int64Gauge {
+		g, err := m.Int64Gauge(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		emit.Handle(err)
+		return g
+	}
+	in.live = gauge(MetricInstancesLive, "{instance}", "Instances that heartbeat the fleet breaker, as this instance last read.")
+	in.open = gauge(MetricInstancesOpen, "{instance}", "Live instances whose own breaker has tripped, as this instance last read.")
+	in.leaseHeld = gauge(MetricLeaseHeld, "{lease}", "1 while this instance holds the fleet breaker's probe lease.")
+	in.synced = gauge(MetricSynced, "1", "1 while the fleet breaker is in sync with Redis, 0 while on its local breaker alone.")
+	var err error
+	in.lag, err = m.Float64Histogram(MetricPropagationLag, metric.WithUnit("s"),
+		metric.WithDescription("From a change of the fleet breaker's state in Redis to this instance reading it."),
+		metric.WithExplicitBucketBoundaries(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+	emit.Handle(err)
 }
 
 var redisNil = redis.Nil
