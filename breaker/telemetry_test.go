@@ -594,44 +594,54 @@ func TestTelemetry_StateReadsReportNothing(t *testing.T) {
 	})
 }
 
-// telSlowHalfOpenProcessor takes slow over the end of each open ->
-// half_open transition span, on the goroutine that ends it, as a span
-// processor on a slow link would. (A span processor, not a syncer: the
-// SDK's syncer serialises every span of the provider behind a slow export.)
-type telSlowHalfOpenProcessor struct {
-	slow     time.Duration
-	halfOpen atomic.Int64
+// telHeldHalfOpenProcessor holds the goroutine that ends each open ->
+// half_open transition span until release is closed, as a span processor
+// on a link that hangs would. (A span processor, not a syncer: the SDK's
+// syncer serialises every span of the provider behind a slow export.)
+type telHeldHalfOpenProcessor struct {
+	release  chan struct{}
+	halfOpen atomic.Int64 // spans that reached OnEnd
+	returned atomic.Int64 // of those, OnEnd calls that returned
 }
 
-func (p *telSlowHalfOpenProcessor) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
+func (p *telHeldHalfOpenProcessor) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
 
-func (p *telSlowHalfOpenProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
+func (p *telHeldHalfOpenProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
 	attrs := attribute.NewSet(s.Attributes()...)
 	if to, _ := attrs.Value(telemetry.KeyBreakerTo); to.AsString() == telemetry.StateHalfOpen {
 		p.halfOpen.Add(1)
-		time.Sleep(p.slow)
+		<-p.release
+		p.returned.Add(1)
 	}
 }
 
-func (p *telSlowHalfOpenProcessor) Shutdown(context.Context) error   { return nil }
-func (p *telSlowHalfOpenProcessor) ForceFlush(context.Context) error { return nil }
+func (p *telHeldHalfOpenProcessor) Shutdown(context.Context) error   { return nil }
+func (p *telHeldHalfOpenProcessor) ForceFlush(context.Context) error { return nil }
 
 // TestTelemetry_StateReadsRacingTheTimerDoNoTransitionsWork races State()
 // reads against the open timers on the real clock (in a bubble a timer's
 // goroutine always runs before a goroutine that slept until the same
 // instant): one goroutine per core reads the State() of 200 breakers in a
 // loop while they open with a 50ms open timeout, until all are half-open.
-// A span processor takes 500ms over each open -> half_open span, and no
-// State() call takes even half of that: reads never make the transition
-// (and report it) themselves, as the lazy check of the injected clock did,
-// whoever wins the race. The timers make one transition per breaker.
+// A span processor holds every open -> half_open span's goroutine until the
+// readers are done, and the readers finish all the same: no read makes the
+// transition (and reports it) itself, as the lazy check of the injected
+// clock did, whoever wins the race. (A reader that did would hang in the
+// processor, and the readers' bound would fail the test.) It measures no
+// duration, so a loaded machine cannot fail it. The timers make one
+// transition per breaker.
 func TestTelemetry_StateReadsRacingTheTimerDoNoTransitionsWork(t *testing.T) {
 	t.Parallel()
-	const (
-		n    = 200
-		slow = 500 * time.Millisecond
-	)
-	processor := &telSlowHalfOpenProcessor{slow: slow}
+	const n = 200
+	processor := &telHeldHalfOpenProcessor{release: make(chan struct{})}
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			close(processor.release)
+		}
+	}
+	defer release() // a failing test must not leave the timers' goroutines held
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(processor))
 	breakers := make([]*breaker.Breaker, n)
 	for i := range breakers {
@@ -639,19 +649,14 @@ func TestTelemetry_StateReadsRacingTheTimerDoNoTransitionsWork(t *testing.T) {
 			breaker.WithFailureThreshold(1), breaker.WithOpenTimeout(50*time.Millisecond))
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	var slowest atomic.Int64
 	var wg sync.WaitGroup
 	for range max(2, runtime.GOMAXPROCS(0)) {
 		wg.Go(func() {
 			for halfOpen := 0; halfOpen < n && time.Now().Before(deadline); {
 				halfOpen = 0
 				for _, b := range breakers {
-					start := time.Now()
 					if b.State() == breaker.HalfOpen {
 						halfOpen++
-					}
-					if d := int64(time.Since(start)); d > slowest.Load() {
-						slowest.Store(d) // a race between readers only loses a maximum
 					}
 				}
 			}
@@ -660,14 +665,19 @@ func TestTelemetry_StateReadsRacingTheTimerDoNoTransitionsWork(t *testing.T) {
 	for _, b := range breakers {
 		require.ErrorIs(t, b.Call(context.Background(), telFail), telErrDown)
 	}
-	wg.Wait()
+	readersDone := make(chan struct{})
+	go func() { wg.Wait(); close(readersDone) }()
+	select {
+	case <-readersDone:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the State() readers did not finish within 20s while the transition spans were held: a read is doing a transition's work")
+	}
 	for i, b := range breakers {
 		require.Equal(t, breaker.HalfOpen, b.State(), "racer-%d: the timer made it half-open within 10s", i)
 	}
-	assert.Less(t, time.Duration(slowest.Load()), slow/2, "the slowest State() call: a read did a transition's work")
-	require.Eventually(t, func() bool { return processor.halfOpen.Load() >= n }, 10*time.Second, time.Millisecond,
+	release()
+	require.Eventually(t, func() bool { return processor.returned.Load() >= n }, 10*time.Second, time.Millisecond,
 		"the timers' %d open -> half_open spans ended", n)
-	time.Sleep(slow) // the timers' goroutines return from the processor
 	require.NoError(t, tp.Shutdown(context.Background()))
 	assert.Equal(t, int64(n), processor.halfOpen.Load(), "one open -> half_open transition per breaker")
 }
