@@ -338,7 +338,7 @@ func (d *Dashboard) RecordStateChange(c breaker.StateChange) {
 		e.listened = true
 		e.transitions = e.transitions[:0]
 	}
-	e.addTransition(transition{At: c.At, From: c.From.String(), To: c.To.String(), Forced: c.Forced, Rule: c.TripRule})
+	e.addTransition(Transition{At: c.At, From: c.From.String(), To: c.To.String(), Forced: c.Forced, Rule: c.TripRule})
 	e.mu.Unlock()
 	d.notify()
 }

@@ -88,7 +88,7 @@ type entry struct {
 	// oldest first, for the rates.
 	samples []sample
 	// transitions are a breaker's last changes, oldest first.
-	transitions []transition
+	transitions []Transition
 	// listened is set once the breaker's state-change listener is known
 	// to report to the dashboard; until then transitions are inferred
 	// from the states seen at snapshots.
@@ -101,13 +101,22 @@ type sample struct {
 	counts []int64
 }
 
-type transition struct {
-	At       time.Time `json:"at"`
-	From     string    `json:"from"`
-	To       string    `json:"to"`
-	Forced   bool      `json:"forced,omitempty"`
-	Rule     string    `json:"rule,omitempty"`
-	Observed bool      `json:"observed,omitempty"`
+// Transition is one change of a breaker's state, as the timeline shows it.
+type Transition struct {
+	// At is when the change was made (or, when Observed, seen).
+	At time.Time `json:"at"`
+	// From and To are the states left and entered.
+	From string `json:"from"`
+	To   string `json:"to"`
+	// Forced is set for ForceOpen and Reset, an operator's changes.
+	Forced bool `json:"forced,omitempty"`
+	// Rule is the trip rule that opened the breaker, as
+	// breaker.StateChange.TripRule says.
+	Rule string `json:"rule,omitempty"`
+	// Observed is set for a change the dashboard inferred from two
+	// snapshots, for a breaker whose state-change listener does not
+	// report to it: At is when the snapshot saw it.
+	Observed bool `json:"observed,omitempty"`
 }
 
 const (
@@ -116,7 +125,7 @@ const (
 	rateWindowSpan = 10 * time.Second
 )
 
-func (e *entry) addTransition(t transition) {
+func (e *entry) addTransition(t Transition) {
 	if len(e.transitions) == maxTransitions {
 		copy(e.transitions, e.transitions[1:])
 		e.transitions = e.transitions[:maxTransitions-1]
@@ -128,12 +137,12 @@ func (e *entry) addTransition(t transition) {
 // breaker whose listener does not report, the state change it shows. It
 // returns the rates per second of each count, over up to the last ten
 // seconds (nil before two samples), and the transitions since since.
-func (e *entry) observe(now time.Time, r reading, since time.Time) (rates []float64, ts []transition) {
+func (e *entry) observe(now time.Time, r reading, since time.Time) (rates []float64, ts []Transition) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.key.kind == kindBreaker {
 		if !e.listened && e.lastState != "" && e.lastState != r.state {
-			e.addTransition(transition{At: now, From: e.lastState, To: r.state, Observed: true})
+			e.addTransition(Transition{At: now, From: e.lastState, To: r.state, Observed: true})
 		}
 		e.lastState = r.state
 		for _, t := range e.transitions {

@@ -58,7 +58,7 @@ type Policy struct {
 	Details []Detail `json:"details,omitempty"`
 	// Transitions are a breaker's changes within the timeline, oldest
 	// first.
-	Transitions []transition `json:"transitions,omitempty"`
+	Transitions []Transition `json:"transitions,omitempty"`
 	// Controllable is set for a breaker when controls are on.
 	Controllable bool `json:"controllable,omitempty"`
 }
