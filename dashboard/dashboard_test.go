@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/attribute"
+	"go.uber.org/goleak"
 
 	"github.com/levee-go/levee/breaker"
 	"github.com/levee-go/levee/bulkhead"
@@ -300,3 +301,22 @@ func TestNew_PanicsOnInvalidOptionsNamingThem(t *testing.T) {
 func newHarness(t *testing.T) *telemetrytest.Harness { return telemetrytest.New(t) }
 
 func attrOutcome(o string) attribute.KeyValue { return telemetry.KeyOutcome.String(o) }
+
+func TestDashboard_StartsNoGoroutineWhileNobodyWatches(t *testing.T) {
+	d := dashboard.New()
+	b := d.NewBreaker("payments")
+	bh, l, th := bulkhead.New("pool", 2), ratelimit.New("api", 10, time.Second), throttle.New("backend")
+	d.AddBulkhead(bh)
+	d.AddLimiter(l)
+	d.AddThrottle(th)
+	call := resilience.WrapWith(resilience.Telemetry{Name: "pricing", MeterProvider: d.MeterProvider(nil)},
+		func(context.Context) (int, error) { return 1, nil }, retry.Policy[int](), hedge.Policy[int](time.Second))
+	for range 10 {
+		_, _ = call(context.Background())
+		_ = b.Call(context.Background(), succeed)
+	}
+	snapshot(t, d, "") // a client came and went
+	// Policies and dashboard alive, nobody watching: nothing runs.
+	goleak.VerifyNone(t)
+	runtime.KeepAlive([]any{d, b, bh, l, th})
+}

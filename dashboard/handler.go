@@ -67,6 +67,10 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.HasSuffix(path, "/api/snapshot"):
 		d.serveSnapshot(w, r)
 	case strings.HasSuffix(path, "/api/events"):
+		if r.Method == http.MethodHead {
+			w.Header().Set("Content-Type", "text/event-stream")
+			return // a stream has no end for HEAD to wait for
+		}
 		d.serveEvents(w, r)
 	case strings.HasSuffix(path, "/static/app.js"):
 		serveStatic(w, "static/app.js", "text/javascript; charset=utf-8")

@@ -61,6 +61,10 @@ func TestHandler_RefusesOtherMethodsAndUnknownPaths(t *testing.T) {
 		assert.Equal(t, http.StatusMethodNotAllowed, rec.Code, target)
 	}
 	assert.Equal(t, http.StatusNotFound, get(d, "nope").Code)
+	rec := httptest.NewRecorder()
+	d.ServeHTTP(rec, httptest.NewRequest(http.MethodHead, "/debug/levee/api/events", nil))
+	assert.Equal(t, http.StatusOK, rec.Code, "HEAD of the stream answers at once")
+	assert.Equal(t, "text/event-stream", rec.Header().Get("Content-Type"))
 }
 
 func TestEvents_StreamASnapshotAtOnceAndAnotherWhenABreakerChanges(t *testing.T) {
