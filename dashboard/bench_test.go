@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"runtime"
 	"testing"
 	"time"
 
@@ -86,6 +87,7 @@ func BenchmarkSnapshot(b *testing.B) {
 					b.Fatal(rec.Code)
 				}
 			}
+			runtime.KeepAlive(bs) // the dashboard holds them weakly
 		})
 	}
 }
