@@ -2,9 +2,11 @@ package dashboard
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
 
@@ -83,14 +85,48 @@ type teeCounter struct {
 	d      *Dashboard
 	kind   kind
 	metric string
+	// slots remembers, by attribute set, where that set's counts go: a
+	// policy adds with a handful of sets, built once, so reading a set's
+	// attributes (by reflection, in attribute.Set.Value) happens once per
+	// set rather than once per Add. Bounded by maxSlots; past it, sets
+	// are read each time.
+	slots  sync.Map // attribute.Distinct -> *slot
+	nslots atomic.Int64
+}
+
+// maxSlots bounds each counter's cache of attribute sets.
+const maxSlots = 4096
+
+// slot is where one attribute set's counts go: counts[i], or nowhere when
+// counts is nil.
+type slot struct {
+	counts []atomic.Int64
+	i      int
 }
 
 func (c *teeCounter) Add(ctx context.Context, incr int64, opts ...metric.AddOption) {
 	c.Int64Counter.Add(ctx, incr, opts...)
 	attrs := metric.NewAddConfig(opts).Attributes()
+	key := attrs.Equivalent()
+	var s *slot
+	if v, ok := c.slots.Load(key); ok {
+		s = v.(*slot)
+	} else {
+		s = c.resolve(attrs)
+		if c.nslots.Add(1) <= maxSlots {
+			c.slots.Store(key, s)
+		}
+	}
+	if s.counts != nil {
+		s.counts[s.i].Add(incr)
+	}
+}
+
+// resolve reads which policy and which of its counts attrs names.
+func (c *teeCounter) resolve(attrs attribute.Set) *slot {
 	name, ok := attrs.Value(telemetry.KeyPolicyName)
 	if !ok {
-		return
+		return &slot{}
 	}
 	i := -1
 	switch c.metric {
@@ -105,11 +141,8 @@ func (c *teeCounter) Add(ctx context.Context, incr int64, opts ...metric.AddOpti
 		}
 	case telemetry.MetricRetryExhausted:
 		i = 3
-	case telemetry.MetricRetryBudgetExhausted, telemetry.MetricHedgeBudgetExhausted:
+	case telemetry.MetricRetryBudgetExhausted:
 		i = 4
-		if c.kind == kindHedge {
-			i = 3
-		}
 	case telemetry.MetricHedgeStarted:
 		i = 0
 	case telemetry.MetricHedgeWins:
@@ -117,13 +150,13 @@ func (c *teeCounter) Add(ctx context.Context, incr int64, opts ...metric.AddOpti
 		if v, _ := attrs.Value(telemetry.KeyHedgeAttempt); v.AsInt64() == 1 {
 			i = 1
 		}
+	case telemetry.MetricHedgeBudgetExhausted:
+		i = 3
 	}
 	if i < 0 {
-		return
+		return &slot{}
 	}
-	if stats := c.d.stats(c.kind, name.AsString()); stats != nil {
-		stats[i].Add(incr)
-	}
+	return &slot{counts: c.d.stats(c.kind, name.AsString()), i: i}
 }
 
 // stats returns the counts the dashboard keeps for the retry or hedge

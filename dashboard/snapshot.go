@@ -44,7 +44,9 @@ type Summary struct {
 
 // Policy is one policy on the page.
 type Policy struct {
+	// Kind is breaker, bulkhead, rate_limit, throttle, retry or hedge.
 	Kind string `json:"kind"`
+	// Name is the policy's name (levee.policy.name), as given.
 	Name string `json:"name"`
 	// State is a breaker's state (closed, open, half-open); for other
 	// kinds a condition worth seeing ("full", "throttling") or "".
@@ -65,8 +67,12 @@ type Policy struct {
 
 // Count is the calls of one outcome and their recent rate.
 type Count struct {
+	// Outcome names the count: a levee.outcome value for the kinds that
+	// have one (success, rejected, admitted, ...), or what a retry or a
+	// hedge counts (retry_failure, exhausted, started, won_by_hedge, ...).
 	Outcome string `json:"outcome"`
-	N       int64  `json:"n"`
+	// N is the count since the policy was created.
+	N int64 `json:"n"`
 	// PerSecond is the rate over about the last ten seconds; absent until
 	// the dashboard has two readings a second apart.
 	PerSecond *float64 `json:"per_second,omitempty"`
