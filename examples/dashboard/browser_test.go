@@ -217,6 +217,20 @@ func TestDashboard_InARealBrowser(t *testing.T) {
 	eval(`document.body.dataset.updates`, &updates)
 	waitFor("a live update", 10*time.Second, fmt.Sprintf(`Number(document.body.dataset.updates) >= %s + 2`, updates))
 
+	// The filter asks the server: only the payments breaker (and its
+	// retry, once it has retried) is left.
+	var all int
+	eval(`document.querySelectorAll("#rows tr").length`, &all)
+	eval(`(() => { const q = document.getElementById("f-q"); q.value = "PAY"; q.dispatchEvent(new Event("input")); return true })()`, &ok)
+	waitFor("the filtered rows", 10*time.Second,
+		`!!row("breaker", "payments") && Array.from(document.querySelectorAll("#rows tr")).every((tr) => tr.dataset.name === "payments")`)
+	var filtered int
+	eval(`document.querySelectorAll("#rows tr").length`, &filtered)
+	eval(`document.getElementById("range").textContent`, &text)
+	assert.Equal(t, fmt.Sprintf("1–%d of %d", filtered, filtered), text)
+	eval(`(() => { const q = document.getElementById("f-q"); q.value = ""; q.dispatchEvent(new Event("input")); return true })()`, &ok)
+	waitFor("every row back", 10*time.Second, fmt.Sprintf(`document.querySelectorAll("#rows tr").length >= %d`, all))
+
 	// An outage: the breakers open, and the page says so.
 	d.down.Store(true)
 	agree(breaker.Open, 15*time.Second)
