@@ -225,6 +225,9 @@ func TestControl_RefusesWhatItMust(t *testing.T) {
 			if tc.code == 405 {
 				assert.Equal(t, "POST", rec.Header().Get("Allow"))
 			}
+			controls := len(tc.opts) > 0
+			assert.Equal(t, controls, find(t, snapshot(t, d, ""), "breaker", "payments").Controllable)
+			assert.Contains(t, get(d, "").Body.String(), map[bool]string{true: `content="on"`, false: `content="off"`}[controls])
 		})
 	}
 }
