@@ -5,6 +5,7 @@
 #
 #   bench/callgrind.sh '^BenchmarkRetryOneFailure$/^lib=levee$' ...   # -bench regexps
 #   N=200000 bench/callgrind.sh '^BenchmarkHedgeFirstFast$/'          # ops to count (default 1000000)
+#   DIR=leveeredis bench/callgrind.sh '^BenchmarkLimiterFleetSpend$'  # another module's package (default bench/)
 #
 # Each regexp must select one benchmark. The suite is compiled once and run
 # twice under callgrind, with -test.benchtime=1001x and (N+1001)x: each run
@@ -25,7 +26,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 n=${N:-1000000}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-(cd "$here" && GOWORK=off go test -c -o "$work/bench.test" .)
+(cd "${DIR:-$here}" && GOWORK=off go test -c -o "$work/bench.test" .)
 
 # count runs the suite under callgrind and prints the instructions it ran.
 count() {
