@@ -393,6 +393,7 @@ func (l *Limiter) loop(ctx context.Context) {
 		if l.local.Load() == nil {
 			l.local.Store(l.newLocal())
 		}
+		l.wakeWaiters()
 	}()
 	every := l.fleet.interval
 	timer := time.NewTimer(0)
@@ -429,6 +430,7 @@ func (l *Limiter) loop(ctx context.Context) {
 			if l.local.Load() == nil {
 				l.local.Store(l.newLocal())
 				l.fallbacks.Add(1)
+				l.wakeWaiters() // the local share decides them now
 			}
 		default:
 			if l.local.Load() != nil {
@@ -466,9 +468,15 @@ func (l *Limiter) lease(ctx context.Context, want int64) (leaseReply, error) {
 	l.retryAt.Store(int64(time.Since(l.epoch)) + reply.wait*int64(time.Microsecond))
 	l.setMembers(reply.members)
 	l.tel.leased(want, reply.granted)
+	l.wakeWaiters()
+	return reply, nil
+}
+
+// wakeWaiters wakes the calls waiting for a lease (WithLimitMaxWait) to
+// look again: tokens came, or the local share decides them now.
+func (l *Limiter) wakeWaiters() {
 	next := make(chan struct{})
 	close(*l.leased.Swap(&next))
-	return reply, nil
 }
 
 // LimiterPolicy returns a resilience.Policy that limits calls with l, as

@@ -476,3 +476,23 @@ func TestLimiter_BackgroundCostPerInstance(t *testing.T) {
 	t.Logf("busy: %d leases for 5000 calls", busy.leases.Load())
 	assert.LessOrEqual(t, busy.leases.Load(), int64(5000/25+40), "about one lease per half batch, plus keep-alives")
 }
+
+// A call waiting for a lease when Redis goes is decided by the local share
+// at once, not left to wait out its WithLimitMaxWait.
+func TestLimiter_WaitingCallsAreDecidedLocallyWhenRedisGoes(t *testing.T) {
+	s := redistest.Start(t)
+	f := newFleets(t, s, 1, WithSyncInterval(time.Hour), WithOpTimeout(100*time.Millisecond))[0]
+	l := NewLimiter(f, "api", 1000, time.Minute, WithLimitBatch(1), WithLimitMaxWait(time.Minute))
+	waitFor(t, 2*time.Second, "the first lease", func() bool { return l.tokens.Load() == 1 })
+	// Spent without waking the loop, which sleeps for an hour: the next
+	// call finds no token and waits for the lease it wakes.
+	l.tokens.Store(0)
+	s.Kill()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	err := l.Call(ctx, nop) // wakes a lease that fails; the local share admits
+	require.NoError(t, err, "the local share admits the waiting call")
+	assert.Less(t, time.Since(start), 2*time.Second, "the waiting call was woken when the instance fell back")
+	assert.True(t, l.Local())
+}
