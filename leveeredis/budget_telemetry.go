@@ -31,10 +31,7 @@ func createBudgetInstruments(m metric.Meter) (budgetMeter, []metric.Observable) 
 		metric.WithUnit("1"),
 		metric.WithDescription("The fleet's first attempts, retries and reporting instances over a fleet retry budget's window, as this instance last read them."))
 	emit.Handle(err)
-	bm.fallback, err = m.Int64ObservableUpDownCounter(MetricLocalFallback,
-		metric.WithUnit("{policy}"),
-		metric.WithDescription("1 while a fleet policy acts on its local state alone because Redis could not be reached, else 0."))
-	emit.Handle(err)
+	bm.fallback = newFallbackGauge(m)
 	bm.kind = KeyPolicyKind.String("budget")
 	return bm, []metric.Observable{bm.view, bm.fallback}
 }
@@ -51,11 +48,7 @@ func observeBudget(o metric.Observer, bm budgetMeter, b *Budget) {
 	} {
 		o.ObserveInt64(bm.view, c.n, metric.WithAttributeSet(attribute.NewSet(name, KeyCount.String(c.count))))
 	}
-	var local int64
-	if b.Local() {
-		local = 1
-	}
-	o.ObserveInt64(bm.fallback, local, metric.WithAttributeSet(attribute.NewSet(name, bm.kind)))
+	observeFallback(o, bm.fallback, b.Local(), name, bm.kind)
 }
 
 func newBudgetInstruments(b *Budget, f *Fleet) *budgetInstruments {

@@ -46,10 +46,10 @@ func reportFleet(b *testing.B, l *Limiter) {
 	b.ReportMetric(float64(l.rejected.Load())/float64(b.N), "rejected/op")
 }
 
-// BenchmarkLimiterFleet: a call through a pipeline around the fleet
-// limiter that finds a leased token.
-func BenchmarkLimiterFleet(b *testing.B) {
-	l := benchFleetLimiter(b, 100_000)
+// benchFleetCalls calls a pipeline around a fleet limiter leasing batch
+// tokens at a time, b.N times.
+func benchFleetCalls(b *testing.B, batch int) {
+	l := benchFleetLimiter(b, batch)
 	get := resilience.Wrap(benchWork, LimiterPolicy[int](l))
 	ctx := context.Background()
 	b.ReportAllocs()
@@ -59,6 +59,10 @@ func BenchmarkLimiterFleet(b *testing.B) {
 	}
 	reportFleet(b, l)
 }
+
+// BenchmarkLimiterFleet: a call through a pipeline around the fleet
+// limiter that finds a leased token.
+func BenchmarkLimiterFleet(b *testing.B) { benchFleetCalls(b, 100_000) }
 
 // BenchmarkLimiterLocal: the same pipeline around ratelimit's local
 // limiter.
@@ -103,17 +107,7 @@ func BenchmarkLimiterLocalParallel(b *testing.B) {
 // BenchmarkLimiterFleetSmallBatch: batches of 100, a Redis round trip every
 // 100 calls in the background; calls that outrun the lease are rejected
 // and counted.
-func BenchmarkLimiterFleetSmallBatch(b *testing.B) {
-	l := benchFleetLimiter(b, 100)
-	get := resilience.Wrap(benchWork, LimiterPolicy[int](l))
-	ctx := context.Background()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		_, _ = get(ctx)
-	}
-	reportFleet(b, l)
-}
+func BenchmarkLimiterFleetSmallBatch(b *testing.B) { benchFleetCalls(b, 100) }
 
 // BenchmarkLimiterFleetSpend: the fleet's call path alone, for instruction
 // counts against BenchmarkLimiterLocal (valgrind callgrind; see

@@ -43,10 +43,7 @@ func createLimiterInstruments(m metric.Meter) (limiterMeter, []metric.Observable
 		metric.WithUnit("{token}"),
 		metric.WithDescription("Tokens this instance leased from the fleet's bucket and has not spent yet."))
 	emit.Handle(err)
-	lm.fallback, err = m.Int64ObservableUpDownCounter(MetricLocalFallback,
-		metric.WithUnit("{policy}"),
-		metric.WithDescription("1 while a fleet policy acts on its local state alone because Redis could not be reached, else 0."))
-	emit.Handle(err)
+	lm.fallback = newFallbackGauge(m)
 	lm.requests, err = m.Int64Counter(MetricLeaseRequests,
 		metric.WithUnit("{request}"),
 		metric.WithDescription("Lease requests of fleet rate limits that Redis answered."))
@@ -73,11 +70,25 @@ func observeLimiter(o metric.Observer, lm limiterMeter, l *Limiter) {
 		o.ObserveInt64(lm.calls, oc.n, metric.WithAttributeSet(attribute.NewSet(name, telemetry.KeyOutcome.String(oc.outcome))))
 	}
 	o.ObserveInt64(lm.held, max(l.tokens.Load(), 0), metric.WithAttributeSet(attribute.NewSet(name)))
-	var local int64
-	if l.Local() {
-		local = 1
+	observeFallback(o, lm.fallback, l.Local(), name, lm.kindLimiter)
+}
+
+// newFallbackGauge is the levee.fleet.local_fallback instrument, which
+// limiters and budgets report to alike.
+func newFallbackGauge(m metric.Meter) metric.Int64ObservableUpDownCounter {
+	g, err := m.Int64ObservableUpDownCounter(MetricLocalFallback,
+		metric.WithUnit("{policy}"),
+		metric.WithDescription("1 while a fleet policy acts on its local state alone because Redis could not be reached, else 0."))
+	emit.Handle(err)
+	return g
+}
+
+func observeFallback(o metric.Observer, g metric.Int64ObservableUpDownCounter, local bool, name, kind attribute.KeyValue) {
+	var v int64
+	if local {
+		v = 1
 	}
-	o.ObserveInt64(lm.fallback, local, metric.WithAttributeSet(attribute.NewSet(name, lm.kindLimiter)))
+	o.ObserveInt64(g, v, metric.WithAttributeSet(attribute.NewSet(name, kind)))
 }
 
 func newLimiterInstruments(l *Limiter, f *Fleet) *limiterInstruments {
