@@ -282,3 +282,60 @@ func TestBudget_Telemetry(t *testing.T) {
 	waitFor(t, 2*time.Second, "the budgets fall back", func() bool { return a.Local() && b.Local() })
 	h.AssertInt64(MetricLocalFallback, 1, name, attribute.String("levee.fleet.policy", "budget"))
 }
+
+// The same, step by step with syncs made by the test: the shares of the
+// spare retries given out at one moment add up to at most the spare, half
+// by first attempts and half by the retries asked for.
+func TestBudget_SharesOfTheSpareAddUpToIt(t *testing.T) {
+	s := redistest.Start(t)
+	fleets := newFleets(t, s, 3)
+	budgets := make([]*Budget, 3)
+	for i, f := range fleets {
+		budgets[i] = NewBudget(f, "profiles", 0.5, 0)
+		// Stop the background syncs: the test makes them, in its order.
+		// (The client stays open, and a sync made by hand rejoins.)
+		f.Close()
+	}
+	ctx := context.Background()
+	healthy, a, b := budgets[0], budgets[1], budgets[2]
+	for range 400 {
+		healthy.impl.Deposit()
+	}
+	healthy.sync(ctx) // the fleet has 200 retries to spare
+	// a and b each ask for one retry and are refused: their demand.
+	require.False(t, a.impl.TryWithdraw())
+	require.False(t, b.impl.TryWithdraw())
+	a.sync(ctx) // the fleet's demand is a's alone: half of its claim by demand
+	b.sync(ctx) // a's and b's
+	spentA, spentB := withdraw(a, 1000), withdraw(b, 1000)
+	t.Logf("a took %d, b took %d of the 200 spare", spentA, spentB)
+	assert.Equal(t, 100, spentA, "a: no first attempts, all the demand: (0 + 1)/2 of 200")
+	assert.Equal(t, 50, spentB, "b: no first attempts, half the demand: (0 + 1/2)/2 of 200")
+	assert.LessOrEqual(t, spentA+spentB, 200, "never more than the spare")
+
+	// At their next syncs the rest of the spare is dealt out. a syncs
+	// before b has said what it spent, so the two may take a few more
+	// than the spare: at most b's unreported retries times a's share.
+	healthy.sync(ctx)
+	a.sync(ctx)
+	b.sync(ctx)
+	more := withdraw(a, 1000) + withdraw(b, 1000)
+	t.Logf("then %d more", more)
+	assert.Positive(t, more)
+	assert.LessOrEqual(t, spentA+spentB+more, 200+spentB/2, "the spare was spent more than once")
+	// Once every count is in, an overspend is a negative surplus that the
+	// next syncs pay back: nobody gets more.
+	for range 2 {
+		a.sync(ctx)
+		b.sync(ctx)
+	}
+	assert.Zero(t, withdraw(a, 1000)+withdraw(b, 1000), "the fleet has spent its spare")
+}
+
+func withdraw(b *Budget, limit int) int {
+	n := 0
+	for n < limit && b.impl.TryWithdraw() {
+		n++
+	}
+	return n
+}
