@@ -18,15 +18,15 @@ import (
 	"github.com/levee-go/levee/telemetry/telemetrytest"
 )
 
-var errDown = errors.New("dependency down")
+var errDependencyDown = errors.New("dependency down")
 
-// attempts counts what a dependency received: first attempts and retries.
-type attempts struct{ first, retries atomic.Int64 }
+// budgetAttempts counts what a dependency received: first attempts and retries.
+type budgetAttempts struct{ first, retries atomic.Int64 }
 
 // drive runs workers goroutines for d, each making calls through a retry
 // policy of up to 4 attempts drawing from b; the dependency fails every
 // attempt when failing, else succeeds. It returns when they all have.
-func drive(b *retry.Budget, workers int, d time.Duration, failing bool, got *attempts) {
+func drive(b *retry.Budget, workers int, d time.Duration, failing bool, got *budgetAttempts) {
 	var wg sync.WaitGroup
 	stop := time.Now().Add(d)
 	for range workers {
@@ -40,7 +40,7 @@ func drive(b *retry.Budget, workers int, d time.Duration, failing bool, got *att
 						got.retries.Add(1)
 					}
 					if failing {
-						return 0, errDown
+						return 0, errDependencyDown
 					}
 					return 1, nil
 				}, retry.Policy[int](retry.WithMaxAttempts(4), retry.WithDelay(0), retry.WithBudget(b)))
@@ -63,12 +63,12 @@ func TestBudget_FleetRetriesBoundedByRatioOfFleetFirstAttempts(t *testing.T) {
 		floor = 3
 		run   = 800 * time.Millisecond
 	)
-	fleets := newFleets(t, s, 3, WithSyncInterval(20*time.Millisecond))
+	fleets := newLimitFleets(t, s, 3, WithSyncInterval(20*time.Millisecond))
 	budgets := make([]*Budget, 3)
 	for i, f := range fleets {
 		budgets[i] = NewBudget(f, "profiles", ratio, floor)
 	}
-	waitFor(t, 2*time.Second, "every budget sees the three instances", func() bool {
+	waitLimits(t, 2*time.Second, "every budget sees the three instances", func() bool {
 		for _, b := range budgets {
 			if b.members.Load() != 3 {
 				return false
@@ -77,7 +77,7 @@ func TestBudget_FleetRetriesBoundedByRatioOfFleetFirstAttempts(t *testing.T) {
 		return true
 	})
 	start := time.Now()
-	var healthy, failing [2]attempts
+	var healthy, failing [2]budgetAttempts
 	var wg sync.WaitGroup
 	wg.Go(func() { drive(budgets[0].Retry(), 20, run, false, &healthy[0]) })
 	wg.Go(func() { drive(budgets[1].Retry(), 10, run, true, &failing[0]) })
@@ -113,22 +113,22 @@ func TestBudget_FleetRetriesBoundedByRatioOfFleetFirstAttempts(t *testing.T) {
 // they rejoin.
 func TestBudget_RedisKilledAndRestarted(t *testing.T) {
 	s := redistest.Start(t)
-	fleets := newFleets(t, s, 2, WithSyncInterval(20*time.Millisecond))
+	fleets := newLimitFleets(t, s, 2, WithSyncInterval(20*time.Millisecond))
 	budgets := []*Budget{NewBudget(fleets[0], "profiles", 0.5, 2), NewBudget(fleets[1], "profiles", 0.5, 2)}
-	waitFor(t, 2*time.Second, "both budgets see two instances", func() bool {
+	waitLimits(t, 2*time.Second, "both budgets see two instances", func() bool {
 		return budgets[0].members.Load() == 2 && budgets[1].members.Load() == 2
 	})
-	var healthy attempts
+	var healthy budgetAttempts
 	drive(budgets[0].Retry(), 5, 100*time.Millisecond, false, &healthy)
-	waitFor(t, 2*time.Second, "the second budget learns of the first one's attempts", func() bool {
+	waitLimits(t, 2*time.Second, "the second budget learns of the first one's attempts", func() bool {
 		return budgets[1].fleetDeposits.Load() == healthy.first.Load()
 	})
 
 	s.Kill()
-	waitFor(t, 2*time.Second, "both budgets fall back to their own counts", func() bool {
+	waitLimits(t, 2*time.Second, "both budgets fall back to their own counts", func() bool {
 		return budgets[0].Local() && budgets[1].Local()
 	})
-	var failing attempts
+	var failing budgetAttempts
 	start := time.Now()
 	drive(budgets[1].Retry(), 5, 200*time.Millisecond, true, &failing)
 	// Its own counts: ratio × its first attempts; its floor share: one a
@@ -138,7 +138,7 @@ func TestBudget_RedisKilledAndRestarted(t *testing.T) {
 		"alone, the failing instance may not spend the retries the other one earned")
 
 	s.Restart()
-	waitFor(t, 3*time.Second, "both budgets rejoin the fleet and see each other", func() bool {
+	waitLimits(t, 3*time.Second, "both budgets rejoin the fleet and see each other", func() bool {
 		return !budgets[0].Local() && !budgets[1].Local() && budgets[0].members.Load() == 2 && budgets[1].members.Load() == 2
 	})
 }
@@ -150,7 +150,7 @@ func TestBudget_SpareRetriesGoWhereCallsFailAndAreSpentOnce(t *testing.T) {
 	s := redistest.Start(t)
 	// Syncs far apart next to the failing calls' pace: an instance that
 	// took more than its share would spend it all before the next sync.
-	fleets := newFleets(t, s, 3, WithSyncInterval(100*time.Millisecond))
+	fleets := newLimitFleets(t, s, 3, WithSyncInterval(100*time.Millisecond))
 	budgets := make([]*Budget, 3)
 	for i, f := range fleets {
 		budgets[i] = NewBudget(f, "profiles", 0.5, 0)
@@ -158,7 +158,7 @@ func TestBudget_SpareRetriesGoWhereCallsFailAndAreSpentOnce(t *testing.T) {
 	for range 400 {
 		budgets[0].impl.Deposit()
 	}
-	waitFor(t, 2*time.Second, "every budget sees the 400 first attempts of the healthy one", func() bool {
+	waitLimits(t, 2*time.Second, "every budget sees the 400 first attempts of the healthy one", func() bool {
 		for _, b := range budgets {
 			if b.fleetDeposits.Load() != 400 || b.members.Load() != 3 {
 				return false
@@ -166,7 +166,7 @@ func TestBudget_SpareRetriesGoWhereCallsFailAndAreSpentOnce(t *testing.T) {
 		}
 		return true
 	})
-	var failing [2]attempts
+	var failing [2]budgetAttempts
 	var wg sync.WaitGroup
 	wg.Go(func() { drive(budgets[1].Retry(), 10, 150*time.Millisecond, true, &failing[0]) })
 	wg.Go(func() { drive(budgets[2].Retry(), 10, 150*time.Millisecond, true, &failing[1]) })
@@ -215,19 +215,19 @@ func TestBudget_GarbageInKeys(t *testing.T) {
 			require.NoError(t, tc.spoil(c, ks.key(tc.key)))
 
 			b := NewBudget(f, "profiles", 0.2, 1)
-			waitFor(t, 2*time.Second, "the bad state is reported", func() bool { return b.fallbacks.Load() > 0 })
+			waitLimits(t, 2*time.Second, "the bad state is reported", func() bool { return b.fallbacks.Load() > 0 })
 			h.AssertInt64(MetricSyncErrors, 1,
 				attribute.String("levee.policy.name", "profiles"),
 				attribute.String("levee.fleet.operation", "budget"),
 				attribute.String("error.type", ErrorTypeBadState))
-			waitFor(t, 2*time.Second, "the budget rejoins once the key is reset", func() bool { return !b.Local() })
+			waitLimits(t, 2*time.Second, "the budget rejoins once the key is reset", func() bool { return !b.Local() })
 		})
 	}
 }
 
 func TestBudget_BadSettingsPanicNamingThem(t *testing.T) {
 	s := redistest.Start(t)
-	f := newFleets(t, s, 1)[0]
+	f := newLimitFleets(t, s, 1)[0]
 	for _, tc := range []struct {
 		want string
 		make func()
@@ -247,10 +247,10 @@ func TestBudget_BadSettingsPanicNamingThem(t *testing.T) {
 // the expected instances; after Close the budget decides alone.
 func TestBudget_FloorShareAndClose(t *testing.T) {
 	s := redistest.Start(t)
-	f := newFleets(t, s, 1, WithSyncInterval(time.Hour), WithOpTimeout(50*time.Millisecond))[0]
+	f := newLimitFleets(t, s, 1, WithSyncInterval(time.Hour), WithOpTimeout(50*time.Millisecond))[0]
 	s.Kill()
 	b := NewBudget(f, "profiles", 0.2, 10, WithBudgetExpectedInstances(5))
-	waitFor(t, 2*time.Second, "the first sync fails", b.Local)
+	waitLimits(t, 2*time.Second, "the first sync fails", b.Local)
 	n := 0
 	for n < 100 && b.impl.TryWithdraw() {
 		n++
@@ -265,21 +265,21 @@ func TestBudget_FloorShareAndClose(t *testing.T) {
 func TestBudget_Telemetry(t *testing.T) {
 	s := redistest.Start(t)
 	h := telemetrytest.New(t)
-	fleets := newFleets(t, s, 2, WithSyncInterval(20*time.Millisecond), WithMeterProvider(h.MeterProvider))
+	fleets := newLimitFleets(t, s, 2, WithSyncInterval(20*time.Millisecond), WithMeterProvider(h.MeterProvider))
 	a := NewBudget(fleets[0], "profiles", 0.2, 1)
 	b := NewBudget(fleets[1], "other", 0.2, 1)
 	for range 30 {
 		a.impl.Deposit()
 	}
 	name := attribute.String("levee.policy.name", "profiles")
-	waitFor(t, 2*time.Second, "the deposits reach the fleet's counts", func() bool {
+	waitLimits(t, 2*time.Second, "the deposits reach the fleet's counts", func() bool {
 		return h.Int64(MetricBudgetFleet, name, attribute.String("levee.fleet.count", "first_attempts")) == 30
 	})
 	h.AssertInt64(MetricBudgetFleet, 0, name, attribute.String("levee.fleet.count", "retries"))
 	h.AssertInt64(MetricBudgetFleet, 1, name, attribute.String("levee.fleet.count", "instances"))
 	h.AssertInt64(MetricLocalFallback, 0, name, attribute.String("levee.fleet.policy", "budget"))
 	s.Kill()
-	waitFor(t, 2*time.Second, "the budgets fall back", func() bool { return a.Local() && b.Local() })
+	waitLimits(t, 2*time.Second, "the budgets fall back", func() bool { return a.Local() && b.Local() })
 	h.AssertInt64(MetricLocalFallback, 1, name, attribute.String("levee.fleet.policy", "budget"))
 }
 
@@ -288,7 +288,7 @@ func TestBudget_Telemetry(t *testing.T) {
 // by first attempts and half by the retries asked for.
 func TestBudget_SharesOfTheSpareAddUpToIt(t *testing.T) {
 	s := redistest.Start(t)
-	fleets := newFleets(t, s, 3)
+	fleets := newLimitFleets(t, s, 3)
 	budgets := make([]*Budget, 3)
 	for i, f := range fleets {
 		budgets[i] = NewBudget(f, "profiles", 0.5, 0)
@@ -307,7 +307,7 @@ func TestBudget_SharesOfTheSpareAddUpToIt(t *testing.T) {
 	require.False(t, b.impl.TryWithdraw())
 	a.sync(ctx) // the fleet's demand is a's alone: half of its claim by demand
 	b.sync(ctx) // a's and b's
-	spentA, spentB := withdraw(a, 1000), withdraw(b, 1000)
+	spentA, spentB := withdrawAll(a, 1000), withdrawAll(b, 1000)
 	t.Logf("a took %d, b took %d of the 200 spare", spentA, spentB)
 	assert.Equal(t, 100, spentA, "a: no first attempts, all the demand: (0 + 1)/2 of 200")
 	assert.Equal(t, 50, spentB, "b: no first attempts, half the demand: (0 + 1/2)/2 of 200")
@@ -319,7 +319,7 @@ func TestBudget_SharesOfTheSpareAddUpToIt(t *testing.T) {
 	healthy.sync(ctx)
 	a.sync(ctx)
 	b.sync(ctx)
-	more := withdraw(a, 1000) + withdraw(b, 1000)
+	more := withdrawAll(a, 1000) + withdrawAll(b, 1000)
 	t.Logf("then %d more", more)
 	assert.Positive(t, more)
 	assert.LessOrEqual(t, spentA+spentB+more, 200+spentB/2, "the spare was spent more than once")
@@ -329,10 +329,10 @@ func TestBudget_SharesOfTheSpareAddUpToIt(t *testing.T) {
 		a.sync(ctx)
 		b.sync(ctx)
 	}
-	assert.Zero(t, withdraw(a, 1000)+withdraw(b, 1000), "the fleet has spent its spare")
+	assert.Zero(t, withdrawAll(a, 1000)+withdrawAll(b, 1000), "the fleet has spent its spare")
 }
 
-func withdraw(b *Budget, limit int) int {
+func withdrawAll(b *Budget, limit int) int {
 	n := 0
 	for n < limit && b.impl.TryWithdraw() {
 		n++

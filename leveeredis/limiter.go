@@ -17,8 +17,8 @@ import (
 	"github.com/levee-go/levee/resilience"
 )
 
-// cacheLine is the size the hot atomics are padded to.
-const cacheLine = 64
+// leaseCacheLine is the size the hot atomics are padded to.
+const leaseCacheLine = 64
 
 // Limiter is a rate limit held by a whole fleet: n calls per period, in
 // bursts of up to burst, for the sum of every instance's calls, with no
@@ -50,7 +50,7 @@ const cacheLine = 64
 // Create one with NewLimiter; Call and LimiterPolicy use it. A Limiter is
 // safe for concurrent use by any number of goroutines.
 type Limiter struct {
-	_ [cacheLine]byte
+	_ [leaseCacheLine]byte
 	// tokens are the leased tokens not spent yet.
 	tokens atomic.Int64
 	// admitted counts the calls that spent a leased token; it shares the
@@ -58,7 +58,7 @@ type Limiter struct {
 	admitted atomic.Int64
 	// lowWater is the count at which the instance asks for more tokens.
 	lowWater atomic.Int64
-	_        [cacheLine - 24]byte
+	_        [leaseCacheLine - 24]byte
 
 	fleet     *Fleet
 	name      string
@@ -290,7 +290,7 @@ func (l *Limiter) signal() {
 	}
 }
 
-func nop(context.Context) error { return nil }
+func nopCall(context.Context) error { return nil }
 
 // admitSlow decides a call that found no leased token: by the local limit
 // while the fleet is unreachable, else by waiting for the lease in flight
@@ -307,7 +307,7 @@ func (l *Limiter) admitSlow(ctx context.Context) error {
 }
 
 func (l *Limiter) admitLocal(ctx context.Context, local *ratelimit.Limiter) error {
-	err := local.Call(ctx, nop)
+	err := local.Call(ctx, nopCall)
 	switch {
 	case err == nil:
 		l.localAdmitted.Add(1)

@@ -22,7 +22,7 @@ import (
 // call (leases/op) and any call that found its lease empty (rejected/op).
 
 //go:noinline
-func benchWork(context.Context) (int, error) { return 1, nil }
+func limiterBenchWork(context.Context) (int, error) { return 1, nil }
 
 func benchFleetLimiter(b *testing.B, batch int) *Limiter {
 	s := redistest.Start(b)
@@ -50,7 +50,7 @@ func reportFleet(b *testing.B, l *Limiter) {
 // tokens at a time, b.N times.
 func benchFleetCalls(b *testing.B, batch int) {
 	l := benchFleetLimiter(b, batch)
-	get := resilience.Wrap(benchWork, LimiterPolicy[int](l))
+	get := resilience.Wrap(limiterBenchWork, LimiterPolicy[int](l))
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -68,7 +68,7 @@ func BenchmarkLimiterFleet(b *testing.B) { benchFleetCalls(b, 100_000) }
 // limiter.
 func BenchmarkLimiterLocal(b *testing.B) {
 	l := ratelimit.New("bench", 1_000_000_000, time.Second)
-	get := resilience.Wrap(benchWork, ratelimit.Policy[int](l))
+	get := resilience.Wrap(limiterBenchWork, ratelimit.Policy[int](l))
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -80,7 +80,7 @@ func BenchmarkLimiterLocal(b *testing.B) {
 // from every processor at once.
 func BenchmarkLimiterFleetParallel(b *testing.B) {
 	l := benchFleetLimiter(b, 100_000)
-	get := resilience.Wrap(benchWork, LimiterPolicy[int](l))
+	get := resilience.Wrap(limiterBenchWork, LimiterPolicy[int](l))
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
@@ -94,7 +94,7 @@ func BenchmarkLimiterFleetParallel(b *testing.B) {
 
 func BenchmarkLimiterLocalParallel(b *testing.B) {
 	l := ratelimit.New("bench", 1_000_000_000, time.Second)
-	get := resilience.Wrap(benchWork, ratelimit.Policy[int](l))
+	get := resilience.Wrap(limiterBenchWork, ratelimit.Policy[int](l))
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		ctx := context.Background()
@@ -118,7 +118,7 @@ func BenchmarkLimiterFleetSpend(b *testing.B) {
 	b.Cleanup(f.Close)
 	l := NewLimiter(f, "bench", 1_000_000_000, time.Second, WithLimitBatch(1))
 	l.tokens.Store(1 << 62)
-	get := resilience.Wrap(benchWork, LimiterPolicy[int](l))
+	get := resilience.Wrap(limiterBenchWork, LimiterPolicy[int](l))
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {

@@ -19,9 +19,9 @@ import (
 	"github.com/levee-go/levee/telemetry/telemetrytest"
 )
 
-// newFleets returns k seats of one fleet, each with a client of its own, as
+// newLimitFleets returns k seats of one fleet, each with a client of its own, as
 // k processes would have.
-func newFleets(t *testing.T, s *redistest.Server, k int, opts ...FleetOption) []*Fleet {
+func newLimitFleets(t *testing.T, s *redistest.Server, k int, opts ...FleetOption) []*Fleet {
 	t.Helper()
 	fleets := make([]*Fleet, k)
 	for i := range fleets {
@@ -31,9 +31,9 @@ func newFleets(t *testing.T, s *redistest.Server, k int, opts ...FleetOption) []
 	return fleets
 }
 
-// waitFor polls cond every 2 ms until it holds, and fails the test with msg
+// waitLimits polls cond every 2 ms until it holds, and fails the test with msg
 // if it does not within bound.
-func waitFor(t *testing.T, bound time.Duration, msg string, cond func() bool) {
+func waitLimits(t *testing.T, bound time.Duration, msg string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(bound)
 	for !cond() {
@@ -68,7 +68,7 @@ func hammer(limiters []*Limiter, workers int, d time.Duration) *hammerResult {
 				var slowest time.Duration
 				for time.Now().Before(stop) {
 					start := time.Now()
-					err := l.Call(context.Background(), nop)
+					err := l.Call(context.Background(), nopCall)
 					slowest = max(slowest, time.Since(start))
 					switch {
 					case err == nil:
@@ -120,7 +120,7 @@ func TestLimiter_HoldsAcrossInstancesUnderConcurrentLoad(t *testing.T) {
 		batch     = 5
 		run       = 800 * time.Millisecond
 	)
-	fleets := newFleets(t, s, instances, WithSyncInterval(20*time.Millisecond))
+	fleets := newLimitFleets(t, s, instances, WithSyncInterval(20*time.Millisecond))
 	start := time.Now()
 	limiters := make([]*Limiter, instances)
 	for i, f := range fleets {
@@ -157,9 +157,9 @@ func TestLimiter_HoldsAcrossInstancesUnderConcurrentLoad(t *testing.T) {
 // find the first lease there.
 func TestLimiter_RefusesWithRatelimitsError(t *testing.T) {
 	s := redistest.Start(t)
-	f := newFleets(t, s, 1, WithSyncInterval(time.Hour))[0]
+	f := newLimitFleets(t, s, 1, WithSyncInterval(time.Hour))[0]
 	l := NewLimiter(f, "api", 3, time.Hour, WithLimitBatch(3))
-	waitFor(t, 2*time.Second, "the first lease", func() bool { return l.tokens.Load() == 3 })
+	waitLimits(t, 2*time.Second, "the first lease", func() bool { return l.tokens.Load() == 3 })
 
 	get := resilience.Wrap(func(context.Context) (string, error) { return "ok", nil }, LimiterPolicy[string](l))
 	for range 3 {
@@ -176,11 +176,11 @@ func TestLimiter_RefusesWithRatelimitsError(t *testing.T) {
 	assert.Greater(t, le.RetryAfter(), 19*time.Minute)
 	assert.LessOrEqual(t, le.RetryAfter(), 20*time.Minute)
 
-	assert.ErrorIs(t, l.Call(context.Background(), nop), ratelimit.ErrLimited)
+	assert.ErrorIs(t, l.Call(context.Background(), nopCall), ratelimit.ErrLimited)
 	assert.Error(t, l.Call(context.Background(), nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	assert.ErrorIs(t, l.Call(ctx, nop), context.Canceled)
+	assert.ErrorIs(t, l.Call(ctx, nopCall), context.Canceled)
 	assert.False(t, l.Local())
 }
 
@@ -188,11 +188,11 @@ func TestLimiter_RefusesWithRatelimitsError(t *testing.T) {
 // wakes, and gets a token from it.
 func TestLimiter_MaxWaitWaitsForTheLeaseInFlight(t *testing.T) {
 	s := redistest.Start(t)
-	f := newFleets(t, s, 1, WithSyncInterval(time.Hour))[0]
+	f := newLimitFleets(t, s, 1, WithSyncInterval(time.Hour))[0]
 	l := NewLimiter(f, "api", 1000, time.Second, WithLimitBatch(1), WithLimitMaxWait(time.Second))
-	waitFor(t, 2*time.Second, "the first lease", func() bool { return l.tokens.Load() == 1 })
+	waitLimits(t, 2*time.Second, "the first lease", func() bool { return l.tokens.Load() == 1 })
 	for range 20 {
-		require.NoError(t, l.Call(context.Background(), nop), "each call waits for its lease")
+		require.NoError(t, l.Call(context.Background(), nopCall), "each call waits for its lease")
 	}
 	assert.Equal(t, int64(20), l.admitted.Load()+l.waited.Load())
 	assert.Positive(t, l.waited.Load(), "calls that found no token waited for the lease they woke")
@@ -209,7 +209,7 @@ func TestLimiter_RedisKilledAndRestarted(t *testing.T) {
 		n         = 150
 		per       = 300 * time.Millisecond
 	)
-	fleets := newFleets(t, s, instances, WithSyncInterval(20*time.Millisecond), WithOpTimeout(50*time.Millisecond))
+	fleets := newLimitFleets(t, s, instances, WithSyncInterval(20*time.Millisecond), WithOpTimeout(50*time.Millisecond))
 	limiters := make([]*Limiter, instances)
 	for i, f := range fleets {
 		limiters[i] = NewLimiter(f, "api", n, per, WithLimitBatch(5))
@@ -224,7 +224,7 @@ func TestLimiter_RedisKilledAndRestarted(t *testing.T) {
 	var outage *hammerResult
 	done := make(chan struct{})
 	go func() { defer close(done); outage = hammer(limiters, 30, 400*time.Millisecond) }()
-	waitFor(t, 2*time.Second, "every instance falls back to its local share", func() bool {
+	waitLimits(t, 2*time.Second, "every instance falls back to its local share", func() bool {
 		for _, l := range limiters {
 			if !l.Local() {
 				return false
@@ -242,12 +242,12 @@ func TestLimiter_RedisKilledAndRestarted(t *testing.T) {
 	assert.Positive(t, len(outage.admitted))
 
 	s.Restart()
-	waitFor(t, 3*time.Second, "every instance rejoins the fleet", func() bool {
+	waitLimits(t, 3*time.Second, "every instance rejoins the fleet", func() bool {
 		for _, l := range limiters {
 			if l.Local() {
 				return false
 			}
-			_ = l.Call(context.Background(), nop) // drives the leases
+			_ = l.Call(context.Background(), nopCall) // drives the leases
 		}
 		return true
 	})
@@ -292,13 +292,13 @@ func TestLimiter_GarbageInKeys(t *testing.T) {
 			require.NoError(t, tc.spoil(c, key))
 
 			l := NewLimiter(f, "api", 100, time.Second, WithLimitBatch(5))
-			waitFor(t, 2*time.Second, "the bad state is reported", func() bool { return l.fallbacks.Load() > 0 })
+			waitLimits(t, 2*time.Second, "the bad state is reported", func() bool { return l.fallbacks.Load() > 0 })
 			h.AssertInt64(MetricSyncErrors, 1,
 				attribute.String("levee.policy.name", "api"),
 				attribute.String("levee.fleet.operation", "lease"),
 				attribute.String("error.type", ErrorTypeBadState))
-			waitFor(t, 2*time.Second, "the limiter rejoins once the key is reset", func() bool { return !l.Local() && l.tokens.Load() > 0 })
-			require.NoError(t, l.Call(context.Background(), nop))
+			waitLimits(t, 2*time.Second, "the limiter rejoins once the key is reset", func() bool { return !l.Local() && l.tokens.Load() > 0 })
+			require.NoError(t, l.Call(context.Background(), nopCall))
 		})
 	}
 }
@@ -307,14 +307,14 @@ func TestLimiter_GarbageInKeys(t *testing.T) {
 // want of a background loop.
 func TestLimiter_AfterCloseGoesOnLocally(t *testing.T) {
 	s := redistest.Start(t)
-	f := newFleets(t, s, 1)[0]
+	f := newLimitFleets(t, s, 1)[0]
 	l := NewLimiter(f, "api", 10, time.Hour, WithLimitBatch(1))
-	waitFor(t, 2*time.Second, "the first lease", func() bool { return l.tokens.Load() == 1 })
+	waitLimits(t, 2*time.Second, "the first lease", func() bool { return l.tokens.Load() == 1 })
 	f.Close()
 	assert.True(t, l.Local())
 	admitted := 0
 	for range 20 {
-		if l.Call(context.Background(), nop) == nil {
+		if l.Call(context.Background(), nopCall) == nil {
 			admitted++
 		}
 	}
@@ -323,7 +323,7 @@ func TestLimiter_AfterCloseGoesOnLocally(t *testing.T) {
 
 func TestLimiter_BadSettingsPanicNamingThem(t *testing.T) {
 	s := redistest.Start(t)
-	f := newFleets(t, s, 1)[0]
+	f := newLimitFleets(t, s, 1)[0]
 	for _, tc := range []struct {
 		want string
 		make func()
@@ -350,12 +350,12 @@ func TestLimiter_BadSettingsPanicNamingThem(t *testing.T) {
 // the default batch shrinks as the fleet grows.
 func TestLimiter_LocalShareAndAdaptiveBatch(t *testing.T) {
 	s := redistest.Start(t)
-	f := newFleets(t, s, 1, WithSyncInterval(time.Hour), WithOpTimeout(50*time.Millisecond))[0]
+	f := newLimitFleets(t, s, 1, WithSyncInterval(time.Hour), WithOpTimeout(50*time.Millisecond))[0]
 	s.Kill()
 	count := func(l *Limiter) int {
 		admitted := 0
 		for range 1000 {
-			if l.Call(context.Background(), nop) == nil {
+			if l.Call(context.Background(), nopCall) == nil {
 				admitted++
 			}
 		}
@@ -363,11 +363,11 @@ func TestLimiter_LocalShareAndAdaptiveBatch(t *testing.T) {
 	}
 	l := NewLimiter(f, "api", 1000, time.Hour, WithLimitExpectedInstances(4))
 	assert.Equal(t, int64(1000/40), l.batchNow.Load(), "burst / (10 × expected instances)")
-	waitFor(t, 2*time.Second, "the first lease fails", l.Local)
+	waitLimits(t, 2*time.Second, "the first lease fails", l.Local)
 	assert.Equal(t, 250, count(l), "the local share of 4 instances is a quarter of the limit")
 
 	m := NewLimiter(f, "other", 1000, time.Hour, WithLimitLocalShare(7))
-	waitFor(t, 2*time.Second, "the first lease fails", m.Local)
+	waitLimits(t, 2*time.Second, "the first lease fails", m.Local)
 	assert.Equal(t, 7, count(m))
 
 	l.setMembers(1000)
@@ -381,9 +381,9 @@ func TestLimiter_LocalShareAndAdaptiveBatch(t *testing.T) {
 // at their usual speed.
 func TestLimiter_SlowRedisNeverDelaysACall(t *testing.T) {
 	s := redistest.Start(t)
-	f := newFleets(t, s, 1, WithSyncInterval(10*time.Millisecond), WithOpTimeout(30*time.Millisecond))[0]
+	f := newLimitFleets(t, s, 1, WithSyncInterval(10*time.Millisecond), WithOpTimeout(30*time.Millisecond))[0]
 	l := NewLimiter(f, "api", 100000, time.Second, WithLimitBatch(1))
-	waitFor(t, 2*time.Second, "the first lease", func() bool { return l.tokens.Load() == 1 })
+	waitLimits(t, 2*time.Second, "the first lease", func() bool { return l.tokens.Load() == 1 })
 
 	sleeper := newClient(t, s)
 	slept := make(chan error, 1)
@@ -399,7 +399,7 @@ while true do t = redis.call('TIME'); if t[1] * 1e6 + t[2] >= stop then return 1
 	stop := time.Now().Add(300 * time.Millisecond)
 	for time.Now().Before(stop) {
 		start := time.Now()
-		_ = l.Call(context.Background(), nop)
+		_ = l.Call(context.Background(), nopCall)
 		slowest = max(slowest, time.Since(start))
 		time.Sleep(time.Millisecond)
 	}
@@ -411,8 +411,8 @@ while true do t = redis.call('TIME'); if t[1] * 1e6 + t[2] >= stop then return 1
 	case <-time.After(3 * time.Second):
 		t.Fatal("the spinning script did not return within 3s")
 	}
-	waitFor(t, 2*time.Second, "the limiter rejoins once Redis answers", func() bool {
-		_ = l.Call(context.Background(), nop)
+	waitLimits(t, 2*time.Second, "the limiter rejoins once Redis answers", func() bool {
+		_ = l.Call(context.Background(), nopCall)
 		return !l.Local()
 	})
 }
@@ -426,7 +426,7 @@ func TestLimiter_Telemetry(t *testing.T) {
 	defer f.Close()
 	// The whole bucket in one lease: the fleet's bucket is empty after it.
 	l := NewLimiter(f, "api", 4, time.Hour, WithLimitBatch(4))
-	waitFor(t, 2*time.Second, "the first lease", func() bool { return l.tokens.Load() == 4 })
+	waitLimits(t, 2*time.Second, "the first lease", func() bool { return l.tokens.Load() == 4 })
 	name := attribute.String("levee.policy.name", "api")
 	h.AssertInt64(MetricLeaseRequests, 1, name)
 	h.AssertInt64(MetricLeaseTokens, 4, name)
@@ -435,7 +435,7 @@ func TestLimiter_Telemetry(t *testing.T) {
 
 	ctx, span := h.StartSpan(context.Background(), "caller")
 	for range 5 {
-		_ = l.Call(ctx, nop)
+		_ = l.Call(ctx, nopCall)
 	}
 	span.End()
 	h.AssertInt64(MetricLimitCalls, 4, name, attribute.String("levee.outcome", "admitted"))
@@ -445,13 +445,13 @@ func TestLimiter_Telemetry(t *testing.T) {
 	require.Len(t, h.Events("levee.rate_limit.rejected"), 1, "a rejection adds ratelimit's event to the caller's span")
 
 	m := NewLimiter(f, "other", 1000, time.Hour, WithLimitBatch(1))
-	waitFor(t, 2*time.Second, "the first lease", func() bool { return m.tokens.Load() == 1 })
+	waitLimits(t, 2*time.Second, "the first lease", func() bool { return m.tokens.Load() == 1 })
 	s.Kill()
-	require.NoError(t, m.Call(context.Background(), nop), "the leased token")
-	waitFor(t, 2*time.Second, "the limiter falls back when its lease fails", m.Local)
+	require.NoError(t, m.Call(context.Background(), nopCall), "the leased token")
+	waitLimits(t, 2*time.Second, "the limiter falls back when its lease fails", m.Local)
 	other := attribute.String("levee.policy.name", "other")
 	h.AssertInt64(MetricLocalFallback, 1, other, attribute.String("levee.fleet.policy", "limiter"))
-	require.NoError(t, m.Call(context.Background(), nop), "the local share admits")
+	require.NoError(t, m.Call(context.Background(), nopCall), "the local share admits")
 	h.AssertInt64(MetricLimitCalls, 2, other, attribute.String("levee.outcome", "admitted"))
 }
 
@@ -459,7 +459,7 @@ func TestLimiter_Telemetry(t *testing.T) {
 // intervals, not one an interval; a busy one about one lease a batch.
 func TestLimiter_BackgroundCostPerInstance(t *testing.T) {
 	s := redistest.Start(t)
-	f := newFleets(t, s, 1, WithSyncInterval(10*time.Millisecond))[0]
+	f := newLimitFleets(t, s, 1, WithSyncInterval(10*time.Millisecond))[0]
 	idle := NewLimiter(f, "idle", 1000, time.Second, WithLimitBatch(10))
 	start := time.Now()
 	time.Sleep(300 * time.Millisecond)
@@ -471,7 +471,7 @@ func TestLimiter_BackgroundCostPerInstance(t *testing.T) {
 
 	busy := NewLimiter(f, "busy", 1_000_000, time.Second, WithLimitBatch(50), WithLimitMaxWait(time.Second))
 	for range 5000 {
-		require.NoError(t, busy.Call(context.Background(), nop))
+		require.NoError(t, busy.Call(context.Background(), nopCall))
 	}
 	t.Logf("busy: %d leases for 5000 calls", busy.leases.Load())
 	assert.LessOrEqual(t, busy.leases.Load(), int64(5000/25+40), "about one lease per half batch, plus keep-alives")
@@ -481,9 +481,9 @@ func TestLimiter_BackgroundCostPerInstance(t *testing.T) {
 // at once, not left to wait out its WithLimitMaxWait.
 func TestLimiter_WaitingCallsAreDecidedLocallyWhenRedisGoes(t *testing.T) {
 	s := redistest.Start(t)
-	f := newFleets(t, s, 1, WithSyncInterval(time.Hour), WithOpTimeout(100*time.Millisecond))[0]
+	f := newLimitFleets(t, s, 1, WithSyncInterval(time.Hour), WithOpTimeout(100*time.Millisecond))[0]
 	l := NewLimiter(f, "api", 1000, time.Minute, WithLimitBatch(1), WithLimitMaxWait(time.Minute))
-	waitFor(t, 2*time.Second, "the first lease", func() bool { return l.tokens.Load() == 1 })
+	waitLimits(t, 2*time.Second, "the first lease", func() bool { return l.tokens.Load() == 1 })
 	// Spent without waking the loop, which sleeps for an hour: the next
 	// call finds no token and waits for the lease it wakes.
 	l.tokens.Store(0)
@@ -491,7 +491,7 @@ func TestLimiter_WaitingCallsAreDecidedLocallyWhenRedisGoes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	start := time.Now()
-	err := l.Call(ctx, nop) // wakes a lease that fails; the local share admits
+	err := l.Call(ctx, nopCall) // wakes a lease that fails; the local share admits
 	require.NoError(t, err, "the local share admits the waiting call")
 	assert.Less(t, time.Since(start), 2*time.Second, "the waiting call was woken when the instance fell back")
 	assert.True(t, l.Local())
