@@ -137,9 +137,9 @@ func (b *Budget) Retry() *retry.Budget { return b.local }
 // Name returns the name the budget was created with.
 func (b *Budget) Name() string { return b.name }
 
-// Local reports whether the budget decides on this instance's counts
+// LocalOnly reports whether the budget decides on this instance's counts
 // alone now, because Redis could not be reached (or the Fleet is closed).
-func (b *Budget) Local() bool { return b.localOnly.Load() }
+func (b *Budget) LocalOnly() bool { return b.localOnly.Load() }
 
 func (b *Budget) loop(ctx context.Context) {
 	defer b.fallBack()

@@ -48,7 +48,7 @@ func observeBudget(o metric.Observer, bm budgetMeter, b *Budget) {
 	} {
 		o.ObserveInt64(bm.view, c.n, metric.WithAttributeSet(attribute.NewSet(name, KeyCount.String(c.count))))
 	}
-	observeFallback(o, bm.fallback, b.Local(), name, bm.kind)
+	observeFallback(o, bm.fallback, b.LocalOnly(), name, bm.kind)
 }
 
 func newBudgetInstruments(b *Budget, f *Fleet) *budgetInstruments {

@@ -104,7 +104,7 @@ func TestBudget_FleetRetriesBoundedByRatioOfFleetFirstAttempts(t *testing.T) {
 		"the failing instances retried %d times: no more than their own budgets (%.0f) would have allowed; the fleet's spare retries did not reach them", failingRetries, alone)
 	assert.Greater(t, float64(retries), 0.7*ratio*float64(first), "the fleet should spend most of its ratio while two instances fail")
 	for _, b := range budgets {
-		assert.False(t, b.Local())
+		assert.False(t, b.LocalOnly())
 	}
 }
 
@@ -126,7 +126,7 @@ func TestBudget_RedisKilledAndRestarted(t *testing.T) {
 
 	s.Kill()
 	waitLimits(t, 2*time.Second, "both budgets fall back to their own counts", func() bool {
-		return budgets[0].Local() && budgets[1].Local()
+		return budgets[0].LocalOnly() && budgets[1].LocalOnly()
 	})
 	var failing budgetAttempts
 	start := time.Now()
@@ -139,7 +139,7 @@ func TestBudget_RedisKilledAndRestarted(t *testing.T) {
 
 	s.Restart()
 	waitLimits(t, 3*time.Second, "both budgets rejoin the fleet and see each other", func() bool {
-		return !budgets[0].Local() && !budgets[1].Local() && budgets[0].members.Load() == 2 && budgets[1].members.Load() == 2
+		return !budgets[0].LocalOnly() && !budgets[1].LocalOnly() && budgets[0].members.Load() == 2 && budgets[1].members.Load() == 2
 	})
 }
 
@@ -220,7 +220,7 @@ func TestBudget_GarbageInKeys(t *testing.T) {
 				attribute.String("levee.policy.name", "profiles"),
 				attribute.String("levee.fleet.operation", "budget"),
 				attribute.String("error.type", ErrorTypeBadState))
-			waitLimits(t, 2*time.Second, "the budget rejoins once the key is reset", func() bool { return !b.Local() })
+			waitLimits(t, 2*time.Second, "the budget rejoins once the key is reset", func() bool { return !b.LocalOnly() })
 		})
 	}
 }
@@ -250,14 +250,14 @@ func TestBudget_FloorShareAndClose(t *testing.T) {
 	f := newLimitFleets(t, s, 1, WithSyncInterval(time.Hour), WithOpTimeout(50*time.Millisecond))[0]
 	s.Kill()
 	b := NewBudget(f, "profiles", 0.2, 10, WithBudgetExpectedInstances(5))
-	waitLimits(t, 2*time.Second, "the first sync fails", b.Local)
+	waitLimits(t, 2*time.Second, "the first sync fails", b.LocalOnly)
 	n := 0
 	for n < 100 && b.impl.TryWithdraw() {
 		n++
 	}
 	assert.Equal(t, 2, n, "10 a second shared by 5 expected instances: 2 held")
 	f.Close()
-	assert.True(t, b.Local())
+	assert.True(t, b.LocalOnly())
 }
 
 // The telemetry of a fleet budget: the fleet's window as last read, and the
@@ -279,7 +279,7 @@ func TestBudget_Telemetry(t *testing.T) {
 	h.AssertInt64(MetricBudgetFleet, 1, name, attribute.String("levee.fleet.count", "instances"))
 	h.AssertInt64(MetricLocalFallback, 0, name, attribute.String("levee.fleet.policy", "budget"))
 	s.Kill()
-	waitLimits(t, 2*time.Second, "the budgets fall back", func() bool { return a.Local() && b.Local() })
+	waitLimits(t, 2*time.Second, "the budgets fall back", func() bool { return a.LocalOnly() && b.LocalOnly() })
 	h.AssertInt64(MetricLocalFallback, 1, name, attribute.String("levee.fleet.policy", "budget"))
 }
 

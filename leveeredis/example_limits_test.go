@@ -28,7 +28,7 @@ func ExampleNewLimiter() {
 		leveeredis.WithLimitExpectedInstances(3))
 	call := resilience.Wrap(func(context.Context) (string, error) { return "ok", nil },
 		leveeredis.LimiterPolicy[string](partner))
-	for !partner.Local() { // the first lease fails in the background
+	for !partner.LocalOnly() { // the first lease fails in the background
 		time.Sleep(time.Millisecond)
 	}
 	admitted, limited := 0, 0
@@ -41,7 +41,7 @@ func ExampleNewLimiter() {
 			limited++
 		}
 	}
-	fmt.Println("local:", partner.Local(), "admitted:", admitted, "limited:", limited)
+	fmt.Println("local:", partner.LocalOnly(), "admitted:", admitted, "limited:", limited)
 	// Output: local: true admitted: 10 limited: 5
 }
 

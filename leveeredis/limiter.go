@@ -242,9 +242,9 @@ func NewLimiter(f *Fleet, name string, n int, per time.Duration, opts ...Limiter
 // Name returns the name the limiter was created with.
 func (l *Limiter) Name() string { return l.name }
 
-// Local reports whether the limiter applies its local share alone now,
+// LocalOnly reports whether the limiter applies its local share alone now,
 // because the fleet's bucket could not be reached (or the Fleet is closed).
-func (l *Limiter) Local() bool { return l.local.Load() != nil }
+func (l *Limiter) LocalOnly() bool { return l.local.Load() != nil }
 
 // Call runs fn(ctx) once the limiter admits the call, and returns its error;
 // or returns a *ratelimit.LimitedError without running fn, or the context's

@@ -39,7 +39,7 @@ func createLimiterInstruments(m metric.Meter) (limiterMeter, []metric.Observable
 		metric.WithUnit(telemetry.UnitCall),
 		metric.WithDescription("Calls decided by fleet rate limits, by outcome."))
 	emit.Handle(err)
-	lm.held, err = m.Int64ObservableUpDownCounter(MetricLeaseHeld,
+	lm.held, err = m.Int64ObservableUpDownCounter(MetricTokensHeld,
 		metric.WithUnit("{token}"),
 		metric.WithDescription("Tokens this instance leased from the fleet's bucket and has not spent yet."))
 	emit.Handle(err)
@@ -70,7 +70,7 @@ func observeLimiter(o metric.Observer, lm limiterMeter, l *Limiter) {
 		o.ObserveInt64(lm.calls, oc.n, metric.WithAttributeSet(attribute.NewSet(name, telemetry.KeyOutcome.String(oc.outcome))))
 	}
 	o.ObserveInt64(lm.held, max(l.tokens.Load(), 0), metric.WithAttributeSet(attribute.NewSet(name)))
-	observeFallback(o, lm.fallback, l.Local(), name, lm.kindLimiter)
+	observeFallback(o, lm.fallback, l.LocalOnly(), name, lm.kindLimiter)
 }
 
 // newFallbackGauge is the levee.fleet.local_fallback instrument, which

@@ -148,7 +148,7 @@ func TestLimiter_HoldsAcrossInstancesUnderConcurrentLoad(t *testing.T) {
 		assert.Positive(t, k, "instance %d admitted nothing", i)
 	}
 	for _, l := range limiters {
-		assert.False(t, l.Local(), "Redis was up the whole time")
+		assert.False(t, l.LocalOnly(), "Redis was up the whole time")
 	}
 }
 
@@ -181,7 +181,7 @@ func TestLimiter_RefusesWithRatelimitsError(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	assert.ErrorIs(t, l.Call(ctx, nopCall), context.Canceled)
-	assert.False(t, l.Local())
+	assert.False(t, l.LocalOnly())
 }
 
 // A call that finds no token waits, with WithLimitMaxWait, for the lease it
@@ -226,7 +226,7 @@ func TestLimiter_RedisKilledAndRestarted(t *testing.T) {
 	go func() { defer close(done); outage = hammer(limiters, 30, 400*time.Millisecond) }()
 	waitLimits(t, 2*time.Second, "every instance falls back to its local share", func() bool {
 		for _, l := range limiters {
-			if !l.Local() {
+			if !l.LocalOnly() {
 				return false
 			}
 		}
@@ -244,7 +244,7 @@ func TestLimiter_RedisKilledAndRestarted(t *testing.T) {
 	s.Restart()
 	waitLimits(t, 3*time.Second, "every instance rejoins the fleet", func() bool {
 		for _, l := range limiters {
-			if l.Local() {
+			if l.LocalOnly() {
 				return false
 			}
 			_ = l.Call(context.Background(), nopCall) // drives the leases
@@ -255,7 +255,7 @@ func TestLimiter_RedisKilledAndRestarted(t *testing.T) {
 	require.Empty(t, after.other)
 	assert.LessOrEqual(t, float64(len(after.admitted)), float64(n)+rate*after.elapsed.Seconds()+float64(instances*5))
 	for i, l := range limiters {
-		assert.False(t, l.Local(), "instance %d is back on the fleet's bucket", i)
+		assert.False(t, l.LocalOnly(), "instance %d is back on the fleet's bucket", i)
 		assert.Positive(t, after.per[i])
 	}
 }
@@ -297,7 +297,7 @@ func TestLimiter_GarbageInKeys(t *testing.T) {
 				attribute.String("levee.policy.name", "api"),
 				attribute.String("levee.fleet.operation", "lease"),
 				attribute.String("error.type", ErrorTypeBadState))
-			waitLimits(t, 2*time.Second, "the limiter rejoins once the key is reset", func() bool { return !l.Local() && l.tokens.Load() > 0 })
+			waitLimits(t, 2*time.Second, "the limiter rejoins once the key is reset", func() bool { return !l.LocalOnly() && l.tokens.Load() > 0 })
 			require.NoError(t, l.Call(context.Background(), nopCall))
 		})
 	}
@@ -311,7 +311,7 @@ func TestLimiter_AfterCloseGoesOnLocally(t *testing.T) {
 	l := NewLimiter(f, "api", 10, time.Hour, WithLimitBatch(1))
 	waitLimits(t, 2*time.Second, "the first lease", func() bool { return l.tokens.Load() == 1 })
 	f.Close()
-	assert.True(t, l.Local())
+	assert.True(t, l.LocalOnly())
 	admitted := 0
 	for range 20 {
 		if l.Call(context.Background(), nopCall) == nil {
@@ -363,11 +363,11 @@ func TestLimiter_LocalShareAndAdaptiveBatch(t *testing.T) {
 	}
 	l := NewLimiter(f, "api", 1000, time.Hour, WithLimitExpectedInstances(4))
 	assert.Equal(t, int64(1000/40), l.batchNow.Load(), "burst / (10 × expected instances)")
-	waitLimits(t, 2*time.Second, "the first lease fails", l.Local)
+	waitLimits(t, 2*time.Second, "the first lease fails", l.LocalOnly)
 	assert.Equal(t, 250, count(l), "the local share of 4 instances is a quarter of the limit")
 
 	m := NewLimiter(f, "other", 1000, time.Hour, WithLimitLocalShare(7))
-	waitLimits(t, 2*time.Second, "the first lease fails", m.Local)
+	waitLimits(t, 2*time.Second, "the first lease fails", m.LocalOnly)
 	assert.Equal(t, 7, count(m))
 
 	l.setMembers(1000)
@@ -403,7 +403,7 @@ while true do t = redis.call('TIME'); if t[1] * 1e6 + t[2] >= stop then return 1
 		slowest = max(slowest, time.Since(start))
 		time.Sleep(time.Millisecond)
 	}
-	assert.True(t, l.Local(), "a lease that times out falls back to the local share")
+	assert.True(t, l.LocalOnly(), "a lease that times out falls back to the local share")
 	assert.Less(t, slowest, 150*time.Millisecond, "a call waited %v while Redis slept for 600ms", slowest)
 	select {
 	case err := <-slept:
@@ -413,7 +413,7 @@ while true do t = redis.call('TIME'); if t[1] * 1e6 + t[2] >= stop then return 1
 	}
 	waitLimits(t, 2*time.Second, "the limiter rejoins once Redis answers", func() bool {
 		_ = l.Call(context.Background(), nopCall)
-		return !l.Local()
+		return !l.LocalOnly()
 	})
 }
 
@@ -430,7 +430,7 @@ func TestLimiter_Telemetry(t *testing.T) {
 	name := attribute.String("levee.policy.name", "api")
 	h.AssertInt64(MetricLeaseRequests, 1, name)
 	h.AssertInt64(MetricLeaseTokens, 4, name)
-	h.AssertInt64(MetricLeaseHeld, 4, name)
+	h.AssertInt64(MetricTokensHeld, 4, name)
 	h.AssertInt64(MetricLocalFallback, 0, name, attribute.String("levee.fleet.policy", "limiter"))
 
 	ctx, span := h.StartSpan(context.Background(), "caller")
@@ -440,7 +440,7 @@ func TestLimiter_Telemetry(t *testing.T) {
 	span.End()
 	h.AssertInt64(MetricLimitCalls, 4, name, attribute.String("levee.outcome", "admitted"))
 	h.AssertInt64(MetricLimitCalls, 1, name, attribute.String("levee.outcome", "rejected"))
-	h.AssertInt64(MetricLeaseHeld, 0, name)
+	h.AssertInt64(MetricTokensHeld, 0, name)
 	h.AssertInt64(MetricLeaseTokens, 4, name)
 	require.Len(t, h.Events("levee.rate_limit.rejected"), 1, "a rejection adds ratelimit's event to the caller's span")
 
@@ -448,7 +448,7 @@ func TestLimiter_Telemetry(t *testing.T) {
 	waitLimits(t, 2*time.Second, "the first lease", func() bool { return m.tokens.Load() == 1 })
 	s.Kill()
 	require.NoError(t, m.Call(context.Background(), nopCall), "the leased token")
-	waitLimits(t, 2*time.Second, "the limiter falls back when its lease fails", m.Local)
+	waitLimits(t, 2*time.Second, "the limiter falls back when its lease fails", m.LocalOnly)
 	other := attribute.String("levee.policy.name", "other")
 	h.AssertInt64(MetricLocalFallback, 1, other, attribute.String("levee.fleet.policy", "limiter"))
 	require.NoError(t, m.Call(context.Background(), nopCall), "the local share admits")
@@ -494,5 +494,5 @@ func TestLimiter_WaitingCallsAreDecidedLocallyWhenRedisGoes(t *testing.T) {
 	err := l.Call(ctx, nopCall) // wakes a lease that fails; the local share admits
 	require.NoError(t, err, "the local share admits the waiting call")
 	assert.Less(t, time.Since(start), 2*time.Second, "the waiting call was woken when the instance fell back")
-	assert.True(t, l.Local())
+	assert.True(t, l.LocalOnly())
 }

@@ -50,13 +50,13 @@ const (
 	MetricLimitCalls = "levee.fleet.limit.calls"
 	// MetricLeaseRequests counts the lease requests of fleet Limiters that
 	// Redis answered, by levee.policy.name (failed ones are sync errors).
-	MetricLeaseRequests = "levee.fleet.lease.requests"
+	MetricLeaseRequests = "levee.fleet.limit.leases"
 	// MetricLeaseTokens counts the tokens Redis granted to this instance's
 	// leases, by levee.policy.name.
-	MetricLeaseTokens = "levee.fleet.lease.tokens"
-	// MetricLeaseHeld is the tokens this instance has leased and not spent
+	MetricLeaseTokens = "levee.fleet.limit.leased_tokens"
+	// MetricTokensHeld is the tokens this instance has leased and not spent
 	// yet, by levee.policy.name: its share of the fleet's overshoot bound.
-	MetricLeaseHeld = "levee.fleet.lease.held"
+	MetricTokensHeld = "levee.fleet.limit.tokens_held"
 	// MetricLocalFallback is 1 while a fleet policy acts on its local
 	// state alone because Redis could not be reached, else 0, by
 	// levee.policy.name and levee.fleet.policy.
