@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/levee-go/levee/internal/limited"
 	"github.com/levee-go/levee/telemetry"
 )
 
@@ -44,3 +45,10 @@ func (e *LimitedError) ErrorType() string { return telemetry.ErrorTypeRateLimite
 
 // errNilFunc refuses Call(ctx, nil): a programming error, not a decision.
 var errNilFunc = errors.New("levee: ratelimit.Call: fn must not be nil")
+
+// The fleet limiter of leveeredis refuses with this package's error.
+func init() {
+	limited.NewError = func(name string, retryAfter time.Duration) error {
+		return &LimitedError{name: name, retryAfter: retryAfter}
+	}
+}

@@ -71,9 +71,22 @@ type Budget struct {
 	newest   int64         // the absolute index (time since created / bucketWidth) of the newest bucket
 	buckets  [numBuckets]bucket
 	// floor holds the retries allowed by minPerSecond, a token bucket of
-	// capacity minPerSecond refilled at minPerSecond a second.
-	floor   float64
-	floorAt time.Duration
+	// capacity floorCap refilled at floorRate a second: both minPerSecond
+	// unless a fleet sets its share (SetFleet).
+	floor     float64
+	floorAt   time.Duration
+	floorRate float64
+	floorCap  float64
+
+	// credit is added to the window's surplus (ratio × deposits −
+	// withdrawals) when a retry asks: 0 for a budget of one process; a
+	// fleet's view otherwise (SetFleet).
+	credit float64
+	// deposited and withdrawn count every deposit folded and every retry
+	// paid from the ratio since the budget was created, and asked every
+	// retry asked for, allowed or not, for a fleet to add to its shared
+	// counts (Snapshot).
+	deposited, withdrawn, asked int64
 }
 
 // bucket is one slice of the window: the first attempts credited to it, and
@@ -92,6 +105,8 @@ func New(ratio float64, minPerSecond int) *Budget {
 		ratio:        ratio,
 		minPerSecond: float64(minPerSecond),
 		floor:        float64(minPerSecond), // a fresh budget may retry at once
+		floorRate:    float64(minPerSecond),
+		floorCap:     float64(minPerSecond),
 		created:      time.Now(),
 	}
 }
@@ -134,17 +149,19 @@ func stripeFor(salt *stripes) uint64 {
 func (b *Budget) TryWithdraw() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.asked++
 	now := b.fold(b.now())
 	var deposits, withdrawals float64
 	for i := range b.buckets {
 		deposits += b.buckets[i].deposits
 		withdrawals += b.buckets[i].withdrawals
 	}
-	if b.ratio*deposits-withdrawals >= 1 {
+	if b.ratio*deposits-withdrawals+b.credit >= 1 {
 		b.bucket(b.newest).withdrawals++
+		b.withdrawn++
 		return true
 	}
-	b.floor = min(b.minPerSecond, b.floor+b.minPerSecond*(now-b.floorAt).Seconds())
+	b.floor = min(b.floorCap, b.floor+b.floorRate*(now-b.floorAt).Seconds())
 	b.floorAt = now
 	if b.floor >= 1 {
 		b.floor--
@@ -183,15 +200,16 @@ func (b *Budget) fold(now time.Duration) time.Duration {
 		}
 	}
 	if n > 0 {
-		b.credit(float64(n), max(since, b.foldedAt), now)
+		b.spread(float64(n), max(since, b.foldedAt), now)
+		b.deposited += n
 	}
 	b.foldedAt = now
 	return now
 }
 
-// credit spreads n deposits evenly over [from, to], dropping the share that
+// spread spreads n deposits evenly over [from, to], dropping the share that
 // falls before the window.
-func (b *Budget) credit(n float64, from, to time.Duration) {
+func (b *Budget) spread(n float64, from, to time.Duration) {
 	if to <= from {
 		b.bucket(b.newest).deposits += n
 		return
@@ -205,3 +223,61 @@ func (b *Budget) credit(n float64, from, to time.Duration) {
 		t = end
 	}
 }
+
+// Snapshot is a budget's counts, for a fleet that shares them (leveeredis).
+type Snapshot struct {
+	// Deposits and Withdrawals count every first attempt and every retry
+	// paid from the ratio since the budget was created; Asked every retry
+	// asked for, allowed or not.
+	Deposits, Withdrawals, Asked int64
+	// WindowDeposits are the first attempts of the window now, and
+	// Surplus is ratio × WindowDeposits − the window's withdrawals: the
+	// retries the budget's own counts allow now, without the credit.
+	WindowDeposits, Surplus float64
+}
+
+// Snapshot folds the pending deposits and returns the budget's counts.
+// A retry's path is unchanged by it: it takes the lock a retry takes.
+func (b *Budget) Snapshot() Snapshot {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.fold(b.now())
+	var deposits, withdrawals float64
+	for i := range b.buckets {
+		deposits += b.buckets[i].deposits
+		withdrawals += b.buckets[i].withdrawals
+	}
+	return Snapshot{
+		Deposits: b.deposited, Withdrawals: b.withdrawn, Asked: b.asked,
+		WindowDeposits: deposits, Surplus: b.ratio*deposits - withdrawals,
+	}
+}
+
+// SetFleet makes the budget decide with a fleet's view: credit is added to
+// its own surplus when a retry asks (positive when the fleet has retries to
+// spare that the budget's own counts do not show, negative when the rest of
+// the fleet spent more than it earned), and the floor refills at
+// floorPerSecond a second, holding at most max(floorPerSecond, 1) so that a
+// share of less than one retry a second still allows one now and then.
+// SetFleet(0, minPerSecond) gives the budget back its own counts alone.
+func (b *Budget) SetFleet(credit, floorPerSecond float64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.fold(b.now())
+	// Bring the floor up to now at the old rate before changing it.
+	b.floor = min(b.floorCap, b.floor+b.floorRate*(now-b.floorAt).Seconds())
+	b.floorAt = now
+	b.credit = credit
+	b.floorRate = floorPerSecond
+	b.floorCap = 0
+	if floorPerSecond > 0 {
+		b.floorCap = max(floorPerSecond, 1)
+	}
+	b.floor = min(b.floor, b.floorCap)
+}
+
+// Ratio is the share of first attempts the budget allows as retries.
+func (b *Budget) Ratio() float64 { return b.ratio }
+
+// MinPerSecond is the floor the budget was created with.
+func (b *Budget) MinPerSecond() float64 { return b.minPerSecond }

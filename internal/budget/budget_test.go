@@ -139,3 +139,53 @@ func TestBudget_ConcurrentDepositsAndWithdrawalsNeverExceedTheBudget(t *testing.
 		assert.Equal(t, int64(worth), allowed.Load()+int64(withdrawals(b, 10000)))
 	})
 }
+
+// Snapshot counts every deposit and every retry paid by the ratio, and the
+// window's surplus; the floor's retries are not the ratio's.
+func TestBudget_SnapshotCountsDepositsAndRatioWithdrawals(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := New(0.5, 2)
+		deposit(b, 10)
+		assert.Equal(t, 7, withdrawals(b, 100), "5 from the ratio, 2 from the floor")
+		s := b.Snapshot()
+		assert.Equal(t, int64(10), s.Deposits)
+		assert.Equal(t, int64(5), s.Withdrawals)
+		assert.Equal(t, int64(8), s.Asked, "7 allowed, 1 refused")
+		assert.InDelta(t, 10, s.WindowDeposits, 1e-9)
+		assert.InDelta(t, 0, s.Surplus, 1e-9)
+		time.Sleep(Window + time.Second)
+		s = b.Snapshot()
+		assert.Equal(t, int64(10), s.Deposits, "totals never leave")
+		assert.InDelta(t, 0, s.WindowDeposits, 1e-9, "the window does")
+	})
+}
+
+// A fleet's credit adds retries the budget's own counts do not allow (or
+// takes some away), and its floor share replaces the floor.
+func TestBudget_SetFleetAddsCreditAndSetsTheFloor(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := New(0.5, 10)
+		deposit(b, 4)
+		b.SetFleet(3, 0)
+		assert.Equal(t, 5, withdrawals(b, 100), "2 of its own and 3 the fleet spares; no floor")
+
+		c := New(0.5, 10)
+		deposit(c, 4)
+		c.SetFleet(-2, 0)
+		assert.Equal(t, 0, withdrawals(c, 100), "the rest of the fleet overspent what this one earned")
+
+		d := New(1, 10)
+		d.SetFleet(0, 0.5)
+		assert.Equal(t, 1, withdrawals(d, 100), "a share below one a second still holds one retry")
+		time.Sleep(time.Second)
+		assert.Equal(t, 0, withdrawals(d, 100), "and refills at half a retry a second")
+		time.Sleep(time.Second)
+		assert.Equal(t, 1, withdrawals(d, 100))
+
+		d.SetFleet(0, 10)
+		time.Sleep(time.Second)
+		assert.Equal(t, 10, withdrawals(d, 100), "SetFleet(0, minPerSecond) is the budget alone again")
+		assert.Equal(t, 1.0, d.Ratio())
+		assert.Equal(t, 10.0, d.MinPerSecond())
+	})
+}
