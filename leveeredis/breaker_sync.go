@@ -179,9 +179,13 @@ return epoch
 
 // DataError reports a fleet policy's Redis keys holding data its scripts
 // could not have written (a key of the wrong type, a field that does not
-// parse): the policy goes on with its local state, counts the error in
-// levee.fleet.sync.errors (error.type "fleet_bad_data"), and reports it to
-// otel.Handle. An operator's Reset of the fleet breaker rewrites its keys.
+// parse: another program's data, a hand edit, a bad restore): the policy
+// goes on with its local state and counts the error in
+// levee.fleet.sync.errors (error.type "fleet_bad_data"). The fleet
+// breaker also reports it to otel.Handle, and an operator's Reset rewrites
+// its keys; the fleet limiter's and budget's scripts delete the bad key, so
+// that the next exchange starts their state afresh. Every fleet policy
+// reports bad data with this one type.
 type DataError struct {
 	// Policy is the fleet policy's name.
 	Policy string
@@ -194,8 +198,12 @@ func (e *DataError) Error() string {
 	return "leveeredis: fleet policy " + strconv.Quote(e.Policy) + ": bad data in Redis: " + e.Detail
 }
 
-// ErrorType names the error for telemetry: "fleet_bad_data".
-func (e *DataError) ErrorType() string { return "fleet_bad_data" }
+// ErrorType names the error for telemetry: ErrorTypeBadData.
+func (e *DataError) ErrorType() string { return ErrorTypeBadData }
+
+// ErrorTypeBadData is the error.type of a DataError, in
+// levee.fleet.sync.errors.
+const ErrorTypeBadData = "fleet_bad_data"
 
 // scriptError turns a script's bad-data refusals (its own, and Redis's
 // WRONGTYPE) into a *DataError.

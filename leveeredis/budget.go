@@ -170,7 +170,7 @@ func (b *Budget) sync(ctx context.Context) {
 	var reply budgetReply
 	err := b.fleet.op(ctx, b.name, "budget", func(ctx context.Context) error {
 		var err error
-		reply, err = runBudget(ctx, b.fleet.client, b.keys,
+		reply, err = runBudget(ctx, b.fleet.client, b.name, b.keys,
 			(budget.Window / budgetBuckets).Milliseconds(), budgetBuckets,
 			newDeposits, newWithdrawals, b.fleet.id, demand)
 		return err

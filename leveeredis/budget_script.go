@@ -96,10 +96,10 @@ type budgetReply struct {
 	deposits, withdrawals, members, demand int64
 }
 
-func runBudget(ctx context.Context, c Client, keys []string, args ...any) (budgetReply, error) {
+func runBudget(ctx context.Context, c Client, policy string, keys []string, args ...any) (budgetReply, error) {
 	v, err := budgetScript.Run(ctx, c, keys, args...).Int64Slice()
 	if err != nil {
-		return budgetReply{}, classify(err)
+		return budgetReply{}, classify(policy, err)
 	}
 	if len(v) != 4 {
 		return budgetReply{}, fmt.Errorf("leveeredis: budget script answered %d values, want 4", len(v))

@@ -207,8 +207,8 @@ func TestBudget_GarbageInKeys(t *testing.T) {
 			defer f.Close()
 			ks := f.keyspace("budget", "profiles")
 			require.NoError(t, tc.spoil(c, ks.key(tc.key)))
-			_, err := runBudget(context.Background(), c, []string{ks.key("counts"), ks.key("members"), ks.key("demand")}, 1000, 10, 0, 0, "probe", 0)
-			var se *StateError
+			_, err := runBudget(context.Background(), c, "profiles", []string{ks.key("counts"), ks.key("members"), ks.key("demand")}, 1000, 10, 0, 0, "probe", 0)
+			var se *DataError
 			require.ErrorAs(t, err, &se, "the script says what is wrong")
 			assert.Contains(t, se.Error(), tc.says)
 			assert.Contains(t, se.Error(), ks.key(tc.key))
@@ -219,7 +219,7 @@ func TestBudget_GarbageInKeys(t *testing.T) {
 			h.AssertInt64(MetricSyncErrors, 1,
 				attribute.String("levee.policy.name", "profiles"),
 				attribute.String("levee.fleet.operation", "budget"),
-				attribute.String("error.type", ErrorTypeBadState))
+				attribute.String("error.type", ErrorTypeBadData))
 			waitLimits(t, 2*time.Second, "the budget rejoins once the key is reset", func() bool { return !b.LocalOnly() })
 		})
 	}

@@ -454,7 +454,7 @@ func (l *Limiter) lease(ctx context.Context, want int64) (leaseReply, error) {
 	ttl := (memberTTLIntervals * l.fleet.interval).Milliseconds()
 	err := l.fleet.op(ctx, l.name, "lease", func(ctx context.Context) error {
 		var err error
-		reply, err = runLease(ctx, l.fleet.client, l.keys, l.interval, l.tolerance, want, l.fleet.id, max(ttl, 1))
+		reply, err = runLease(ctx, l.fleet.client, l.name, l.keys, l.interval, l.tolerance, want, l.fleet.id, max(ttl, 1))
 		return err
 	})
 	if err != nil {

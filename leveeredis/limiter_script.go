@@ -77,36 +77,17 @@ local members = redis.call('ZCARD', KEYS[2])
 return {granted, math.ceil(wait), members}
 `)
 
-// StateError is a fleet policy's state in Redis that it could not read: a
-// key holding a value of the wrong type or one that is not what levee
-// writes (another program's data, a hand edit, a bad restore). The policy
-// reports it (levee.fleet.sync.errors with error.type
-// "levee_fleet_bad_state"), goes on with its local state, and the bad key
-// is deleted, so that the next exchange starts the fleet's state afresh.
-type StateError struct {
-	msg string
-}
-
-// Error says which key held what.
-func (e *StateError) Error() string { return e.msg }
-
-// ErrorType names the error for telemetry: "levee_fleet_bad_state".
-func (e *StateError) ErrorType() string { return ErrorTypeBadState }
-
-// ErrorTypeBadState is the error.type of a StateError.
-const ErrorTypeBadState = "levee_fleet_bad_state"
-
 // stateErrorPrefix starts the error replies of levee's scripts about bad
 // state.
 const stateErrorPrefix = "levee: bad fleet state: "
 
-// classify turns a script's bad-state reply into a *StateError, and checks
-// the shape of its answer.
-func classify(err error) error {
+// classify turns a script's bad-state reply into a *DataError of policy
+// (the script has deleted the bad key, so the next exchange starts afresh).
+func classify(policy string, err error) error {
 	var re redis.Error
 	if errors.As(err, &re) && strings.Contains(re.Error(), stateErrorPrefix) {
 		msg := re.Error()
-		return &StateError{msg: msg[strings.Index(msg, stateErrorPrefix):]}
+		return &DataError{Policy: policy, Detail: msg[strings.Index(msg, stateErrorPrefix)+len(stateErrorPrefix):]}
 	}
 	return err
 }
@@ -118,10 +99,10 @@ type leaseReply struct {
 	members int64
 }
 
-func runLease(ctx context.Context, c Client, keys []string, args ...any) (leaseReply, error) {
+func runLease(ctx context.Context, c Client, policy string, keys []string, args ...any) (leaseReply, error) {
 	v, err := leaseScript.Run(ctx, c, keys, args...).Int64Slice()
 	if err != nil {
-		return leaseReply{}, classify(err)
+		return leaseReply{}, classify(policy, err)
 	}
 	if len(v) != 3 {
 		return leaseReply{}, fmt.Errorf("leveeredis: lease script answered %d values, want 3", len(v))

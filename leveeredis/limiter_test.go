@@ -284,8 +284,8 @@ func TestLimiter_GarbageInKeys(t *testing.T) {
 			key := f.keyspace("limiter", "api").key(tc.key)
 			require.NoError(t, tc.spoil(c, key))
 
-			_, err := runLease(context.Background(), c, []string{f.keyspace("limiter", "api").key("tat"), f.keyspace("limiter", "api").key("members")}, 1000.0, 0.0, 1, "probe", 1000)
-			var se *StateError
+			_, err := runLease(context.Background(), c, "api", []string{f.keyspace("limiter", "api").key("tat"), f.keyspace("limiter", "api").key("members")}, 1000.0, 0.0, 1, "probe", 1000)
+			var se *DataError
 			require.ErrorAs(t, err, &se, "the script says what is wrong")
 			assert.Contains(t, se.Error(), tc.says)
 			assert.Contains(t, se.Error(), key)
@@ -296,7 +296,7 @@ func TestLimiter_GarbageInKeys(t *testing.T) {
 			h.AssertInt64(MetricSyncErrors, 1,
 				attribute.String("levee.policy.name", "api"),
 				attribute.String("levee.fleet.operation", "lease"),
-				attribute.String("error.type", ErrorTypeBadState))
+				attribute.String("error.type", ErrorTypeBadData))
 			waitLimits(t, 2*time.Second, "the limiter rejoins once the key is reset", func() bool { return !l.LocalOnly() && l.tokens.Load() > 0 })
 			require.NoError(t, l.Call(context.Background(), nopCall))
 		})
