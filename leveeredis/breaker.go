@@ -46,7 +46,7 @@ const (
 //
 // An instance whose Redis is down, slow or unreachable falls back to its
 // local breaker at once (every operation is bounded by the fleet's
-// operation timeout), reports it (levee.fleet.synced 0, levee.fleet.sync.
+// operation timeout), reports it (levee.fleet.local_fallback 1, levee.fleet.sync.
 // errors), and rejoins when Redis answers again. A Breaker is safe for
 // concurrent use.
 type Breaker struct {
@@ -203,6 +203,7 @@ func NewBreaker(f *Fleet, name string, opts ...BreakerOption) *Breaker {
 		breaker.WithStateChangeListener(b.observe),
 	)
 	b.local = breaker.New(name, local...)
+	breakerRegistry.Join(f.mp, b)
 	f.bus().register(b)
 	f.run(b.loop)
 	return b

@@ -305,7 +305,6 @@ func (b *Breaker) sync(ctx context.Context) {
 			emit.Handle(err)
 		}
 		emit.Guard("leveeredis: fleet breaker gauges", func() {
-			b.f.inst.synced.Record(context.Background(), 0, attrs)
 			b.f.inst.leaseHeld.Record(context.Background(), 0, attrs)
 		})
 		return
@@ -323,7 +322,6 @@ func (b *Breaker) sync(ctx context.Context) {
 	}
 	emit.Guard("leveeredis: fleet breaker gauges", func() {
 		bg := context.Background()
-		b.f.inst.synced.Record(bg, 1, attrs)
 		b.f.inst.live.Record(bg, v.live, attrs)
 		b.f.inst.open.Record(bg, v.tripped, attrs)
 		b.f.inst.leaseHeld.Record(bg, held, attrs)

@@ -418,7 +418,7 @@ func TestBreakerRedisKilledAndRestarted(t *testing.T) {
 		return true
 	})
 	for _, h := range hs {
-		h.AssertInt64(MetricSynced, 0, name)
+		h.AssertInt64(MetricLocalFallback, 1, name, breakerKind)
 		assert.Positive(t, h.Int64(MetricSyncErrors, name))
 	}
 	// Held open by the fleet a moment ago, each local breaker now probes on
@@ -442,7 +442,7 @@ func TestBreakerRedisKilledAndRestarted(t *testing.T) {
 		return true
 	})
 	for _, h := range hs {
-		h.AssertInt64(MetricSynced, 1, name)
+		h.AssertInt64(MetricLocalFallback, 0, name, breakerKind)
 	}
 	tripLocal(t, ins[1], &d)
 	tripLocal(t, ins[2], &d)
@@ -527,7 +527,7 @@ func TestBreakerTelemetry(t *testing.T) {
 	}
 	waitFor(t, "three live instances seen by each", func() bool { return sum(MetricInstancesLive) == 9 })
 	for _, h := range hs {
-		h.AssertInt64(MetricSynced, 1, name)
+		h.AssertInt64(MetricLocalFallback, 0, name, breakerKind)
 		h.AssertInt64(MetricInstancesOpen, 0, name)
 		h.AssertInt64(MetricLeaseHeld, 0, name)
 	}
@@ -619,3 +619,5 @@ func TestBreakerBadSettingsPanicNamingTheOption(t *testing.T) {
 	assert.PanicsWithValue(t, "leveeredis: the policy name must not be empty", func() { NewBreaker(f, "") })
 	assert.Panics(t, func() { NewBreaker(f, "x", WithLocalOptions(breaker.WithFailureThreshold(0))) }, "a bad local option panics as in breaker.New")
 }
+
+var breakerKind = attribute.String("levee.fleet.policy", "breaker")

@@ -6,6 +6,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/levee-go/levee/internal/emit"
+	"github.com/levee-go/levee/telemetry"
 )
 
 // Names of the levee.fleet.* telemetry (docs/telemetry.md, "Fleet"). They
@@ -32,10 +33,6 @@ const (
 	// instance holds the fleet breaker's probe lease, 0 otherwise; summed
 	// over the fleet it is at most 1.
 	MetricLeaseHeld = "levee.fleet.lease.held"
-	// MetricSynced is a gauge, by levee.policy.name: 1 while the fleet
-	// breaker's last exchange with Redis succeeded, 0 while it is on its
-	// local breaker alone (Redis down, slow or holding bad data).
-	MetricSynced = "levee.fleet.synced"
 )
 
 // Attribute keys of the levee.fleet.* telemetry.
@@ -49,8 +46,8 @@ type fleetInstruments struct {
 	syncErrors metric.Int64Counter
 
 	// The fleet breaker's.
-	live, open, leaseHeld, synced metric.Int64Gauge
-	lag                           metric.Float64Histogram
+	live, open, leaseHeld metric.Int64Gauge
+	lag                   metric.Float64Histogram
 }
 
 func newFleetInstruments(m metric.Meter) fleetInstruments {
@@ -73,7 +70,6 @@ func newBreakerInstruments(m metric.Meter, in *fleetInstruments) {
 	in.live = gauge(MetricInstancesLive, "{instance}", "Instances that heartbeat the fleet breaker, as this instance last read.")
 	in.open = gauge(MetricInstancesOpen, "{instance}", "Live instances whose own breaker has tripped, as this instance last read.")
 	in.leaseHeld = gauge(MetricLeaseHeld, "{lease}", "1 while this instance holds the fleet breaker's probe lease.")
-	in.synced = gauge(MetricSynced, "1", "1 while the fleet breaker is in sync with Redis, 0 while on its local breaker alone.")
 	var err error
 	in.lag, err = m.Float64Histogram(MetricPropagationLag, metric.WithUnit("s"),
 		metric.WithDescription("From a change of the fleet breaker's state in Redis to this instance reading it."),
@@ -119,3 +115,19 @@ const (
 	// "first_attempts", "retries", "instances".
 	KeyCount = attribute.Key("levee.fleet.count")
 )
+
+// breakerRegistry reports each fleet breaker's levee.fleet.local_fallback
+// at collection, as the limiters and budgets report theirs: 1 while the
+// last sync failed (or none has succeeded yet, or its Fleet is closed) and
+// the instance is on its local breaker alone.
+var breakerRegistry = emit.NewRegistry(func(m metric.Meter) (breakerMeter, []metric.Observable) {
+	bm := breakerMeter{fallback: newFallbackGauge(m), kind: KeyPolicyKind.String("breaker")}
+	return bm, []metric.Observable{bm.fallback}
+}, func(o metric.Observer, bm breakerMeter, b *Breaker) {
+	observeFallback(o, bm.fallback, b.view.Load() == nil, telemetry.KeyPolicyName.String(b.name), bm.kind)
+})
+
+type breakerMeter struct {
+	fallback metric.Int64ObservableUpDownCounter
+	kind     attribute.KeyValue
+}
