@@ -99,7 +99,7 @@ func newInstance(t *testing.T, s *redistest.Server, id, name string, fopts []Fle
 func patientClient(t *testing.T, s *redistest.Server) *redis.Client {
 	t.Helper()
 	c := redis.NewClient(&redis.Options{
-		Addr: s.Addr(), MaxRetries: -1,
+		Addr: s.Addr(), MaxRetries: -1, ContextTimeoutEnabled: true,
 		DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second,
 	})
 	t.Cleanup(func() { _ = c.Close() })

@@ -134,3 +134,22 @@ func TestCallsNeverWaitOnAHungRedis(t *testing.T) {
 	within(t, 10*time.Second, "Close once the hung Redis drops its connections", f.Close)
 }
 
+// go-redis ignores a context's deadline unless ContextTimeoutEnabled is set:
+// WithOpTimeout would bound nothing, and a Redis that never answers would
+// hold ForceOpen, Reset and Close for the client's ReadTimeout (for ever
+// when it is -1). NewFleet refuses such a client, naming the option.
+func TestNewFleetRefusesAClientThatIgnoresDeadlines(t *testing.T) {
+	want := "leveeredis: NewFleet: the Redis client must set ContextTimeoutEnabled: true, else go-redis ignores context deadlines and WithOpTimeout bounds nothing"
+	for _, c := range []Client{
+		redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}),
+		redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}}),
+		redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"a": "127.0.0.1:1"}}),
+		redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{"127.0.0.1:1"}}),
+	} {
+		assert.PanicsWithValue(t, want, func() { NewFleet(c) }, "%T", c)
+		_ = c.Close()
+	}
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", ContextTimeoutEnabled: true})
+	defer func() { _ = c.Close() }()
+	NewFleet(c).Close()
+}
