@@ -483,6 +483,16 @@ func TestBreakerBadDataInRedis(t *testing.T) {
 		{"an epoch that is no number", func() error { return raw.HSet(ctx, in.br.keys.state, "state", "open", "epoch", "soon").Err() }},
 		{"members of the wrong type", func() error { return raw.Set(ctx, in.br.keys.members, "garbage", 0).Err() }},
 		{"a lease of the wrong type", func() error { return raw.LPush(ctx, in.br.keys.lease, "x").Err() }},
+		// Numbers that parse but that no script could have written: taken
+		// as they are, the first would hold every instance open for ages,
+		// the second would make every trip predate the fleet's last close,
+		// so that no quorum could ever open it.
+		{"an open period that never ends", func() error {
+			return raw.HSet(ctx, in.br.keys.state, "state", "open", "epoch", 1, "until", int64(1)<<52).Err()
+		}},
+		{"a close in the far future", func() error {
+			return raw.HSet(ctx, in.br.keys.state, "state", "closed", "epoch", int64(1)<<52, "closed_epoch", int64(1)<<52).Err()
+		}},
 	} {
 		t.Run(garbage.name, func(t *testing.T) {
 			before := h.Int64(MetricSyncErrors, bad)
