@@ -114,7 +114,9 @@ func BenchmarkLimiterFleetSmallBatch(b *testing.B) { benchFleetCalls(b, 100) }
 // docs/fleet-limits.md): the limiter holds more tokens than the benchmark
 // spends, so no lease and no Redis is involved.
 func BenchmarkLimiterFleetSpend(b *testing.B) {
-	f := NewFleet(redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, ContextTimeoutEnabled: true}), WithInstanceID("bench"), WithSyncInterval(time.Hour))
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, ContextTimeoutEnabled: true})
+	b.Cleanup(func() { _ = c.Close() }) // after f.Close: cleanups run last first
+	f := NewFleet(c, WithInstanceID("bench"), WithSyncInterval(time.Hour))
 	b.Cleanup(f.Close)
 	l := NewLimiter(f, "bench", 1_000_000_000, time.Second, WithLimitBatch(1))
 	l.tokens.Store(1 << 62)
