@@ -22,7 +22,7 @@ import (
 // bench/callgrind.sh).
 func benchClient(b *testing.B) *redis.Client {
 	if addr := os.Getenv("LEVEE_REDIS_ADDR"); addr != "" {
-		c := redis.NewClient(&redis.Options{Addr: addr})
+		c := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
 		b.Cleanup(func() { _ = c.Close() })
 		return c
 	}

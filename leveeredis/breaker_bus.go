@@ -79,12 +79,21 @@ func (bus *breakerBus) wake(name string) {
 }
 
 func (bus *breakerBus) loop(ctx context.Context) {
-	ps := bus.f.client.Subscribe(ctx, bus.channel)
+	// Every exchange on the subscription (the first connection, each
+	// reconnection and its handshake, each receive) is bounded: f.ctx has no
+	// deadline, and a Redis that accepts connections but never answers would
+	// otherwise hold this loop, and Close, for the client's ReadTimeout, or
+	// for ever when that is -1.
+	sctx, cancel := context.WithTimeout(ctx, bus.f.opTimeout)
+	ps := bus.f.client.Subscribe(sctx, bus.channel)
+	cancel()
 	defer ps.Close()
 	// Receive waits at most this long, so that Close is answered soon.
 	wait := min(bus.f.interval, bus.f.opTimeout)
 	for ctx.Err() == nil {
-		msg, err := ps.ReceiveTimeout(ctx, wait)
+		rctx, cancel := context.WithTimeout(ctx, wait+bus.f.opTimeout)
+		msg, err := ps.ReceiveTimeout(rctx, wait)
+		cancel()
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {

@@ -64,7 +64,9 @@ type fleetView struct {
 
 // luaStateRead reads the state hash of KEYS[3] into state, epoch, untilMs,
 // closedEpoch and cause, refusing with a LEVEE_BAD_DATA error anything the
-// scripts could not have written.
+// scripts could not have written (times included: more than an hour ahead
+// of the server's clock). It needs luaNow before it, and ARGV[7], the open
+// timeout in ms.
 const luaStateRead = `
 local function bad(field, v)
   return redis.error_reply('LEVEE_BAD_DATA ' .. KEYS[3] .. ': field ' .. field .. ' holds ' .. string.format('%q', tostring(v)))
@@ -87,6 +89,15 @@ for i, f in ipairs({'epoch', 'until', 'closed_epoch'}) do
   nums[i] = n
 end
 local epoch, untilMs, closedEpoch = nums[1], nums[2], nums[3]
+-- Times no script could have written: the scripts write the server's now
+-- (an open period's end: now + the open timeout). An hour of slack rides
+-- out the server's clock stepping back. Taken as they are, a far end would
+-- hold every instance open for ages, and a far close would make every trip
+-- predate it, so that no quorum could open the fleet.
+local ahead = now + 3600000
+if epoch > ahead then return bad('epoch', raw[2]) end
+if closedEpoch > ahead then return bad('closed_epoch', raw[4]) end
+if untilMs > ahead + tonumber(ARGV[7]) then return bad('until', raw[3]) end
 local cause = raw[5] or ''
 local lastProber = raw[6] or ''
 `
@@ -169,6 +180,7 @@ local old = 0
 if redis.call('TYPE', KEYS[3]).ok == 'hash' then
   old = tonumber(redis.call('HGET', KEYS[3], 'epoch')) or 0
 end
+if old > now + 3600000 then old = 0 end -- bad data (see luaStateRead): repaired
 local epoch = math.max(now, old + 1)
 redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
 redis.call('HSET', KEYS[3], 'state', ARGV[1], 'epoch', epoch, 'until', 0, 'closed_epoch', epoch, 'cause', 'operator')

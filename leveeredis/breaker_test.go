@@ -99,7 +99,7 @@ func newInstance(t *testing.T, s *redistest.Server, id, name string, fopts []Fle
 func patientClient(t *testing.T, s *redistest.Server) *redis.Client {
 	t.Helper()
 	c := redis.NewClient(&redis.Options{
-		Addr: s.Addr(), MaxRetries: -1,
+		Addr: s.Addr(), MaxRetries: -1, ContextTimeoutEnabled: true,
 		DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second,
 	})
 	t.Cleanup(func() { _ = c.Close() })
@@ -397,8 +397,6 @@ func TestBreakerNewInstancePicksUpTheFleetState(t *testing.T) {
 // the restart picks it up.
 func TestBreakerRedisKilledAndRestarted(t *testing.T) {
 	s := redistest.Start(t)
-	// A Redis operation may take up to 500ms here: a call that waited for
-	// one would show.
 	ins, hs := meteredFleet(t, s, 3)
 	name := attribute.String("levee.policy.name", "payments")
 	waitFor(t, "three live instances", func() bool { return ins[2].br.View().Live == 3 })
@@ -425,9 +423,9 @@ func TestBreakerRedisKilledAndRestarted(t *testing.T) {
 	// its own timer and closes.
 	for _, in := range ins {
 		waitFor(t, in.id+" to close on its own probe", func() bool {
-			start := time.Now()
+			// That calls never wait for Redis is TestCallsNeverWaitOnAHungRedis's
+			// to prove, with no clock a loaded machine could fail.
 			_ = in.br.Call(context.Background(), d.call)
-			assert.Less(t, time.Since(start), 100*time.Millisecond, "a call must not wait for Redis")
 			return in.br.State() == breaker.Closed
 		})
 	}
@@ -485,6 +483,16 @@ func TestBreakerBadDataInRedis(t *testing.T) {
 		{"an epoch that is no number", func() error { return raw.HSet(ctx, in.br.keys.state, "state", "open", "epoch", "soon").Err() }},
 		{"members of the wrong type", func() error { return raw.Set(ctx, in.br.keys.members, "garbage", 0).Err() }},
 		{"a lease of the wrong type", func() error { return raw.LPush(ctx, in.br.keys.lease, "x").Err() }},
+		// Numbers that parse but that no script could have written: taken
+		// as they are, the first would hold every instance open for ages,
+		// the second would make every trip predate the fleet's last close,
+		// so that no quorum could ever open it.
+		{"an open period that never ends", func() error {
+			return raw.HSet(ctx, in.br.keys.state, "state", "open", "epoch", 1, "until", int64(1)<<52).Err()
+		}},
+		{"a close in the far future", func() error {
+			return raw.HSet(ctx, in.br.keys.state, "state", "closed", "epoch", int64(1)<<52, "closed_epoch", int64(1)<<52).Err()
+		}},
 	} {
 		t.Run(garbage.name, func(t *testing.T) {
 			before := h.Int64(MetricSyncErrors, bad)
@@ -570,20 +578,22 @@ func meteredFleet(t *testing.T, s *redistest.Server, n int, fopts ...FleetOption
 	return ins, hs
 }
 
-// Pub/sub carries a change at once: with a sync interval of a second, the
-// other instance still opens within a fraction of it.
+// Pub/sub carries a change at once: with a sync interval of an hour, the
+// poll cannot carry it within the test, so b opening at all proves pub/sub
+// did, on any machine however loaded (the lag is logged, not asserted).
 func TestBreakerPropagationByPubSub(t *testing.T) {
 	s := redistest.Start(t)
-	slow := []FleetOption{WithSyncInterval(time.Second)}
-	a := newInstance(t, s, "a", "payments", slow, WithQuorum(1), WithQuorumShare(0), WithMemberTTL(3*time.Second))
-	b := newInstance(t, s, "b", "payments", slow, WithQuorum(1), WithQuorumShare(0), WithMemberTTL(3*time.Second))
-	waitFor(t, "two live instances", func() bool { return a.br.View().Live == 2 && b.br.View().Live == 2 })
+	slow := []FleetOption{WithSyncInterval(time.Hour)}
+	a := newInstance(t, s, "a", "payments", slow, WithQuorum(1), WithQuorumShare(0), WithMemberTTL(3*time.Hour))
+	b := newInstance(t, s, "b", "payments", slow, WithQuorum(1), WithQuorumShare(0), WithMemberTTL(3*time.Hour))
+	// b's first sync, then the one its subscription's confirmation wakes:
+	// from then on b hears what a publishes.
+	waitFor(t, "a's first sync and b subscribed", func() bool { return a.br.syncs.Load() >= 1 && b.br.syncs.Load() >= 2 })
 	var d dependency
 	start := time.Now()
 	tripLocal(t, a, &d)
-	lag := waitFor(t, "b to open", func() bool { return b.br.State() == breaker.Open })
-	t.Logf("propagation by pub/sub (sync interval 1s): %v", time.Since(start))
-	assert.Less(t, lag, 300*time.Millisecond, "pub/sub, not the 1s poll, must carry the change")
+	waitFor(t, "b to open by pub/sub (the poll is an hour away)", func() bool { return b.br.State() == breaker.Open })
+	t.Logf("propagation by pub/sub: %v", time.Since(start))
 }
 
 // Closing the Fleet leaves every breaker on its own: one held open by the

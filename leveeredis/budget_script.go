@@ -49,6 +49,11 @@ for i = 1, #all, 2 do
     return bad(KEYS[1], 'holds ' .. string.format('%q', string.sub(all[i] .. '=' .. all[i + 1], 1, 40)) .. ', not a count')
   end
   b = tonumber(b)
+  if b > idx + math.ceil(3600000 / width) then
+    -- more than an hour ahead (slack for the server's clock stepping
+    -- back): no script wrote it, and it would never age out
+    return bad(KEYS[1], 'holds ' .. string.format('%q', string.sub(all[i], 1, 40)) .. ', a bucket ahead of the server\'s clock')
+  end
   if b <= idx - n then
     redis.call('HDEL', KEYS[1], all[i])
   elseif kind == 'd' then

@@ -194,6 +194,12 @@ func TestBudget_GarbageInKeys(t *testing.T) {
 	}{
 		{"a field that is not ours", "counts", func(c Client, k string) error { return c.HSet(context.Background(), k, "bogus", "1").Err() }, "not a count"},
 		{"a count that is not a number", "counts", func(c Client, k string) error { return c.HSet(context.Background(), k, "d:1", "x").Err() }, "not a count"},
+		// A bucket no script could have written, far ahead of the server's
+		// clock: taken as it is, it would never age out of the window and
+		// would lend the fleet its retries for good.
+		{"a bucket far in the future", "counts", func(c Client, k string) error {
+			return c.HSet(context.Background(), k, "d:99999999999999", "1000000").Err()
+		}, "ahead of the server's clock"},
 		{"wrong type", "counts", func(c Client, k string) error { return c.Set(context.Background(), k, "x", 0).Err() }, "WRONGTYPE"},
 		{"members of the wrong type", "members", func(c Client, k string) error { return c.Set(context.Background(), k, "x", 0).Err() }, "WRONGTYPE"},
 		{"a demand that is not a number", "demand", func(c Client, k string) error { return c.HSet(context.Background(), k, "total", "x").Err() }, "not a count"},

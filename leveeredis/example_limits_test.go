@@ -19,7 +19,7 @@ import (
 // instances, so 10 a minute on this one. With Redis up the 30 hold for the
 // sum of the instances (docs/fleet-limits.md).
 func ExampleNewLimiter() {
-	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1}) // no Redis there
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, ContextTimeoutEnabled: true}) // no Redis there
 	defer client.Close()
 	fleet := leveeredis.NewFleet(client, leveeredis.WithOpTimeout(100*time.Millisecond))
 	defer fleet.Close()
@@ -49,7 +49,7 @@ func ExampleNewLimiter() {
 // With Redis unreachable it decides on this instance's counts alone: here
 // the floor of 2 retries, as no first attempt has earned any yet.
 func ExampleNewBudget() {
-	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1}) // no Redis there
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, ContextTimeoutEnabled: true}) // no Redis there
 	defer client.Close()
 	fleet := leveeredis.NewFleet(client, leveeredis.WithOpTimeout(100*time.Millisecond))
 	defer fleet.Close()

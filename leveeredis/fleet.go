@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
@@ -130,10 +131,16 @@ func WithMeterProvider(mp metric.MeterProvider) FleetOption {
 
 // NewFleet returns this instance's seat in the fleet whose state lives in
 // the Redis that client reaches. It sends nothing to Redis: the policies
-// made from it do, in the background. client must not be nil.
+// made from it do, in the background. client must not be nil, and a
+// go-redis client must be made with ContextTimeoutEnabled: true (NewFleet
+// panics otherwise): without it go-redis ignores context deadlines, and no
+// fleet operation would be bounded by WithOpTimeout.
 func NewFleet(client Client, opts ...FleetOption) *Fleet {
 	if client == nil {
 		panic("leveeredis: NewFleet: the Redis client must not be nil")
+	}
+	if !honoursDeadlines(client) {
+		panic("leveeredis: NewFleet: the Redis client must set ContextTimeoutEnabled: true, else go-redis ignores context deadlines and WithOpTimeout bounds nothing")
 	}
 	c := fleetConfig{prefix: DefaultKeyPrefix, opTimeout: DefaultOpTimeout, interval: DefaultSyncInterval}
 	for _, o := range opts {
@@ -206,6 +213,22 @@ func (f *Fleet) op(ctx context.Context, policy, operation string, fn func(ctx co
 		))
 	})
 	return err
+}
+
+// honoursDeadlines reports whether client bounds its commands by their
+// context's deadline. go-redis does only with ContextTimeoutEnabled; without
+// it a command waits for the client's ReadTimeout (3s by default, for ever
+// when -1) whatever WithOpTimeout says. A Client of another type is trusted.
+func honoursDeadlines(client Client) bool {
+	switch c := client.(type) {
+	case *redis.Client:
+		return c.Options().ContextTimeoutEnabled
+	case *redis.ClusterClient:
+		return c.Options().ContextTimeoutEnabled
+	case *redis.Ring:
+		return c.Options().ContextTimeoutEnabled
+	}
+	return true
 }
 
 // errNil is redis.Nil under a name of ours: a key that does not exist is an

@@ -10,7 +10,9 @@ import (
 // Client is the Redis client the fleet policies use: a *redis.Client for one
 // server or a Sentinel-managed primary, or a *redis.ClusterClient for Redis
 // Cluster (every key of one policy shares a hash tag, so one slot holds
-// them). The caller owns it: the fleet policies never close it.
+// them). Make it with ContextTimeoutEnabled: true, which NewFleet requires:
+// without it go-redis ignores context deadlines, and WithOpTimeout would
+// bound nothing. The caller owns it: the fleet policies never close it.
 //
 // go-redis is the client because it is the Redis project's own Go client,
 // kept by Redis's maintainers, with context deadlines on every command,

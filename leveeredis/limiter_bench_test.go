@@ -26,7 +26,7 @@ func limiterBenchWork(context.Context) (int, error) { return 1, nil }
 
 func benchFleetLimiter(b *testing.B, batch int) *Limiter {
 	s := redistest.Start(b)
-	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
+	c := redis.NewClient(&redis.Options{Addr: s.Addr(), ContextTimeoutEnabled: true})
 	b.Cleanup(func() { _ = c.Close() })
 	f := NewFleet(c, WithInstanceID("bench"))
 	b.Cleanup(f.Close)
@@ -114,7 +114,9 @@ func BenchmarkLimiterFleetSmallBatch(b *testing.B) { benchFleetCalls(b, 100) }
 // docs/fleet-limits.md): the limiter holds more tokens than the benchmark
 // spends, so no lease and no Redis is involved.
 func BenchmarkLimiterFleetSpend(b *testing.B) {
-	f := NewFleet(redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1}), WithInstanceID("bench"), WithSyncInterval(time.Hour))
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, ContextTimeoutEnabled: true})
+	b.Cleanup(func() { _ = c.Close() }) // after f.Close: cleanups run last first
+	f := NewFleet(c, WithInstanceID("bench"), WithSyncInterval(time.Hour))
 	b.Cleanup(f.Close)
 	l := NewLimiter(f, "bench", 1_000_000_000, time.Second, WithLimitBatch(1))
 	l.tokens.Store(1 << 62)

@@ -76,7 +76,7 @@ func run(w io.Writer, addr, prefix string) error {
 
 	names := []string{"a", "b", "c"}
 	for _, id := range names {
-		client := redis.NewClient(&redis.Options{Addr: addr})
+		client := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
 		defer client.Close()
 		fleet := leveeredis.NewFleet(client,
 			leveeredis.WithInstanceID(id), leveeredis.WithKeyPrefix(prefix),
@@ -206,7 +206,7 @@ func startRedis() (string, func(), error) {
 	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); _ = os.RemoveAll(dir) }
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	for deadline := time.Now().Add(5 * time.Second); ; {
-		c := redis.NewClient(&redis.Options{Addr: addr})
+		c := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
 		err := c.Ping(context.Background()).Err()
 		c.Close()
 		if err == nil {
