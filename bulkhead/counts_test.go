@@ -2,6 +2,7 @@ package bulkhead_test
 
 import (
 	"context"
+	"runtime"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -45,6 +46,9 @@ func TestCounts_AreTheCallsByOutcomeTheMetricReports(t *testing.T) {
 		} {
 			h.AssertInt64(telemetry.MetricBulkheadCalls, n, telemetry.KeyOutcome.String(outcome))
 		}
+		// The registration holds the policy weakly: keep it until the
+		// metrics are read, or the collector may have taken its series.
+		runtime.KeepAlive(b)
 		rejecting := bulkhead.New("full", 1)
 		hold = make(chan struct{})
 		go func() { _ = rejecting.Call(ctx, func(context.Context) error { <-hold; return nil }) }()

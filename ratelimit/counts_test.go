@@ -2,6 +2,7 @@ package ratelimit_test
 
 import (
 	"context"
+	"runtime"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -43,5 +44,8 @@ func TestCounts_AreTheCallsByOutcomeTheMetricReports(t *testing.T) {
 		} {
 			h.AssertInt64(telemetry.MetricRateLimitCalls, n, telemetry.KeyOutcome.String(outcome))
 		}
+		// The registration holds the policy weakly: keep it until the
+		// metrics are read, or the collector may have taken its series.
+		runtime.KeepAlive(l)
 	})
 }

@@ -3,6 +3,7 @@ package throttle_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"testing"
 	"testing/synctest"
 
@@ -38,5 +39,8 @@ func TestCounts_AreTheCallsByOutcomeTheMetricReports(t *testing.T) {
 		} {
 			h.AssertInt64(telemetry.MetricThrottleCalls, n, telemetry.KeyOutcome.String(outcome))
 		}
+		// The registration holds the policy weakly: keep it until the
+		// metrics are read, or the collector may have taken its series.
+		runtime.KeepAlive(th)
 	})
 }
