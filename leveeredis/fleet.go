@@ -51,6 +51,8 @@ type Fleet struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	runMu  sync.Mutex // orders run's wg.Add before Close's wg.Wait
+	closed bool       // under runMu: Close has begun
 
 	// redisUp is whether the last Redis operation of any policy of this
 	// Fleet succeeded (true until one fails).
@@ -172,6 +174,9 @@ func (f *Fleet) RedisUp() bool { return f.redisUp.Load() }
 // waits for them to return (each within the operation timeout). The
 // policies keep working as local policies. Close is idempotent.
 func (f *Fleet) Close() {
+	f.runMu.Lock()
+	f.closed = true // no loop starts from now on
+	f.runMu.Unlock()
 	f.cancel()
 	f.wg.Wait()
 }
@@ -180,8 +185,15 @@ func (f *Fleet) Close() {
 func (f *Fleet) keyspace(kind, name string) keyspace { return newKeyspace(f.prefix, kind, name) }
 
 // run starts loop on a goroutine of its own, stopped by Close. loop must
-// return when ctx is done.
+// return when ctx is done. After Close it starts nothing: a policy made
+// from a closed Fleet stays on its local state, and a policy made while
+// Close runs never adds to the WaitGroup Close is waiting on.
 func (f *Fleet) run(loop func(ctx context.Context)) {
+	f.runMu.Lock()
+	defer f.runMu.Unlock()
+	if f.closed {
+		return
+	}
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()

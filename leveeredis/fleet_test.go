@@ -2,6 +2,8 @@ package leveeredis
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -81,6 +83,34 @@ func TestFleetCloseStopsLoops(t *testing.T) {
 		t.Fatal("Close returned before the loop stopped")
 	}
 	f.Close() // idempotent
+}
+
+// Loops started while Close runs, and after it, never race its Wait: run
+// starts nothing once Close has begun, and every loop it did start has
+// returned when Close does.
+func TestFleetRunRacingCloseStartsNothingAfterIt(t *testing.T) {
+	s := redistest.Start(t)
+	for range 50 {
+		f := NewFleet(newClient(t, s))
+		var started, stopped atomic.Int64
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				f.run(func(ctx context.Context) { started.Add(1); <-ctx.Done(); stopped.Add(1) })
+			})
+		}
+		f.Close()
+		assert.Equal(t, started.Load(), stopped.Load(), "Close returned while a loop it started was running")
+		wg.Wait()
+		ran := make(chan struct{})
+		f.run(func(context.Context) { close(ran) })
+		f.Close() // idempotent; waits for any loop run did start
+		select {
+		case <-ran:
+			t.Fatal("a loop started after Close")
+		default:
+		}
+	}
 }
 
 func TestFleetDefaultsAndBadSettings(t *testing.T) {

@@ -188,6 +188,12 @@ const (
 // for the whole fleet, in bursts of up to n, made from f. Every instance
 // creates it with the same name, n, per and burst (their bucket in Redis is
 // the name's). Its background goroutine asks for the first lease at once.
+// Until that first lease has answered or failed (within the fleet's
+// operation timeout, 250ms by default), the limiter holds no token: a call
+// then waits for the lease within WithLimitMaxWait, and without it is
+// refused with ErrLimited. A new instance starts closed, never over the
+// fleet's limit; give it a short WithLimitMaxWait if its first calls must
+// not be refused.
 //
 // Invalid settings panic, naming them: an empty name or one holding a
 // brace, n below 1, a period that is not positive, and the options' own.
