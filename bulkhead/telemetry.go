@@ -96,22 +96,14 @@ func newInstruments(b *Bulkhead, tp trace.TracerProvider, mp metric.MeterProvide
 	b.tel.members = registry.Join(mp, b)
 }
 
-// recording returns the caller's span when it is recording, else nil.
-func recording(ctx context.Context) trace.Span {
-	if span := trace.SpanFromContext(ctx); span.IsRecording() {
-		return span
-	}
-	return nil
-}
-
 func (tel *instruments) rejectedAtOnce(ctx context.Context) {
-	if span := recording(ctx); span != nil {
+	if span := emit.Recording(ctx); span != nil {
 		emit.Guard("bulkhead telemetry", func() { span.AddEvent(telemetry.EventBulkheadRejected, tel.rejectedOpts...) })
 	}
 }
 
 func (tel *instruments) timedOut(ctx context.Context, waited time.Duration) {
-	if span := recording(ctx); span != nil {
+	if span := emit.Recording(ctx); span != nil {
 		emit.Guard("bulkhead telemetry", func() {
 			span.AddEvent(telemetry.EventBulkheadRejected, trace.WithAttributes(
 				tel.name,
@@ -124,7 +116,7 @@ func (tel *instruments) timedOut(ctx context.Context, waited time.Duration) {
 }
 
 func (tel *instruments) waited(ctx context.Context, waited time.Duration) {
-	if span := recording(ctx); span != nil {
+	if span := emit.Recording(ctx); span != nil {
 		emit.Guard("bulkhead telemetry", func() {
 			span.AddEvent(telemetry.EventBulkheadWaited, trace.WithAttributes(
 				tel.name,
@@ -136,7 +128,7 @@ func (tel *instruments) waited(ctx context.Context, waited time.Duration) {
 }
 
 func (tel *instruments) canceled(ctx context.Context, waited time.Duration, err error) {
-	if span := recording(ctx); span != nil {
+	if span := emit.Recording(ctx); span != nil {
 		emit.Guard("bulkhead telemetry", func() {
 			span.AddEvent(telemetry.EventBulkheadWaited, trace.WithAttributes(
 				tel.name,

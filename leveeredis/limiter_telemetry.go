@@ -113,7 +113,7 @@ func (tel *limiterInstruments) leased(want, granted int64) {
 // rejected adds ratelimit's rejection event to the caller's span, so that
 // a trace reads the same whichever limit refused the call.
 func (tel *limiterInstruments) rejected(ctx context.Context, retryAfter time.Duration) {
-	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+	if span := emit.Recording(ctx); span != nil {
 		emit.Guard("leveeredis: rate limit telemetry", func() {
 			span.AddEvent(telemetry.EventRateLimitRejected, trace.WithAttributes(
 				tel.name,

@@ -95,16 +95,8 @@ func newInstruments(l *Limiter, tp trace.TracerProvider, mp metric.MeterProvider
 	l.tel.members = registry.Join(mp, l)
 }
 
-// recording returns the caller's span when it is recording, else nil.
-func recording(ctx context.Context) trace.Span {
-	if span := trace.SpanFromContext(ctx); span.IsRecording() {
-		return span
-	}
-	return nil
-}
-
 func (tel *instruments) rejected(ctx context.Context, retryAfter time.Duration) {
-	if span := recording(ctx); span != nil {
+	if span := emit.Recording(ctx); span != nil {
 		emit.Guard("rate limit telemetry", func() {
 			span.AddEvent(telemetry.EventRateLimitRejected, trace.WithAttributes(
 				tel.name,
@@ -117,7 +109,7 @@ func (tel *instruments) rejected(ctx context.Context, retryAfter time.Duration) 
 }
 
 func (tel *instruments) waited(ctx context.Context, waited time.Duration) {
-	if span := recording(ctx); span != nil {
+	if span := emit.Recording(ctx); span != nil {
 		emit.Guard("rate limit telemetry", func() {
 			span.AddEvent(telemetry.EventRateLimitWaited, trace.WithAttributes(
 				tel.name,
@@ -129,7 +121,7 @@ func (tel *instruments) waited(ctx context.Context, waited time.Duration) {
 }
 
 func (tel *instruments) canceled(ctx context.Context, waited time.Duration, err error) {
-	if span := recording(ctx); span != nil {
+	if span := emit.Recording(ctx); span != nil {
 		emit.Guard("rate limit telemetry", func() {
 			span.AddEvent(telemetry.EventRateLimitWaited, trace.WithAttributes(
 				tel.name,

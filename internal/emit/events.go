@@ -19,3 +19,12 @@ func AddEvent(ctx context.Context, name string, attrs ...attribute.KeyValue) {
 	}
 	span.AddEvent(name, trace.WithAttributes(attrs...))
 }
+
+// Recording returns the span in ctx when it is recording, else nil: for an
+// event whose attributes cost something to build, built only behind it.
+func Recording(ctx context.Context) trace.Span {
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		return span
+	}
+	return nil
+}

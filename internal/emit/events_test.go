@@ -66,3 +66,16 @@ func TestTracerAndMeter_CarryLeveesScopeAndVersion(t *testing.T) {
 	assert.Equal(t, "github.com/levee-go/levee", inst.Scope.Name)
 	assert.Equal(t, emit.Version(), inst.Scope.Version)
 }
+
+func TestRecording_TheSpanOnlyWhenItRecords(t *testing.T) {
+	t.Parallel()
+	h := telemetrytest.New(t)
+	ctx, span := h.StartSpan(context.Background(), "caller")
+	defer span.End()
+	assert.Equal(t, span, emit.Recording(ctx), "a recording span is returned")
+	remote := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, TraceFlags: trace.FlagsSampled, Remote: true,
+	}))
+	assert.Nil(t, emit.Recording(remote), "a remote span context does not record")
+	assert.Nil(t, emit.Recording(context.Background()), "no span")
+}
