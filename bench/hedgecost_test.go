@@ -28,9 +28,10 @@ func BenchmarkHedgeCost(b *testing.B) {
 			sink, _ = workFn(parent)
 			t.Stop()
 		}},
-		// ...or one timer reused from call to call, which levee cannot do:
-		// a timer made in a testing/synctest bubble must not be stopped or
-		// reset outside it, nor a timer made outside one reset inside one.
+		// ...or one timer reused from call to call, as levee's hedge does
+		// outside testing/synctest bubbles (a timer made in a bubble must
+		// not be stopped or reset outside it, nor a timer made outside one
+		// reset inside one).
 		{"reset+stop", reuseTimer(fire)},
 		// The attempt's cancellable context: the standard library's...
 		{"withcancel", func() {
@@ -43,9 +44,11 @@ func BenchmarkHedgeCost(b *testing.B) {
 			sink, _ = doneFn(ctx)
 			cancel()
 		}},
-		// ...or a context of levee's own (ownCtx, a sketch), which makes
-		// its Done channel and registers with the caller's context only
-		// when the function asks for Done.
+		// ...or a context of one's own (ownCtx, the first sketch of one),
+		// which makes its Done channel and registers with the caller's
+		// context (context.AfterFunc) only when the function asks for
+		// Done. levee's hedge makes a context.WithCancel then instead
+		// (hedge/ctx.go): BenchmarkHedgeFirstFastDone prices it.
 		{"ownctx", func() {
 			ctx := &ownCtx{Context: parent}
 			sink, _ = workFn(ctx)
@@ -103,7 +106,9 @@ func doneFn(ctx context.Context) (int, error) {
 // BenchmarkHedgeCost only: one allocation, a Done channel made when asked
 // for, and a registration with the parent (context.AfterFunc) made then
 // too. It is not complete (context.Cause of a cancelled ownCtx reports its
-// parent's cause), which is one more reason levee does not use one.
+// parent's cause, and contexts derived from it each start a goroutine),
+// and it costs more than WithCancel once Done is asked for: levee's
+// hedge/ctx.go makes a WithCancel at the first Done instead.
 type ownCtx struct {
 	context.Context // the caller's
 	mu              sync.Mutex

@@ -53,7 +53,12 @@ const DefaultName = "hedge"
 // The hedge reports under its pipeline's Telemetry (levee.hedge.started,
 // levee.hedge.wins, levee.hedge.budget_exhausted and a span event per
 // hedge; see docs/telemetry.md). A call whose first attempt answers within
-// the delay does no telemetry; it costs a timer and a cancellable context.
+// the delay does no telemetry and makes one allocation, its attempts'
+// context: the timer that would have started its hedge is stopped and
+// kept for the next call (outside testing/synctest bubbles; in one, each
+// call makes its own, so that one pipeline may serve calls in bubbles and
+// outside them). The context makes its Done channel, as a
+// context.WithCancel of the caller's, only when an attempt asks for it.
 // delay must be positive and the options valid; Policy panics otherwise,
 // naming the setting. The policy is safe for concurrent use; one policy
 // value may be shared by many pipelines.
@@ -100,11 +105,6 @@ func (p *policy[T]) ApplyWith(tel resilience.Telemetry, next resilience.Func[T])
 	if p.cfg.quantile > 0 {
 		c.latencies = newLatencies(p.cfg.quantile, p.cfg.window, p.delay)
 	}
-	c.calls.New = func() any {
-		h := &call[T]{core: c}
-		h.fire = h.startHedge // bound once: arming the timer allocates no closure
-		return h
-	}
 	return func(ctx context.Context) (T, error) { return c.do(ctx, next) }
 }
 
@@ -116,8 +116,10 @@ type core[T any] struct {
 	budget    *budget.Budget
 	latencies *latencies // nil without WithQuantileDelay
 	tel       *instruments
-	// calls holds the state of calls that started no hedge, for reuse: no
-	// goroutine and no timer refer to them any more.
+	// calls holds the state of calls that started no hedge, with their
+	// stopped timers, for reuse: no goroutine and no timer refer to them
+	// any more. Only calls made outside any testing/synctest bubble go in
+	// and come out (see inBubble).
 	calls sync.Pool
 }
 
@@ -128,12 +130,14 @@ type call[T any] struct {
 	fire func() // startHedge
 	// ctx is every attempt's context, cancelled when the call is decided
 	// or returns.
-	ctx    context.Context
-	cancel context.CancelFunc
+	ctx    *attemptCtx
 	caller context.Context // the caller's own, for its end and its span
 	next   resilience.Func[T]
 	delay  time.Duration
-	timer  *time.Timer // starts the first hedge
+	// timer starts the first hedge. It stays with the call when the call
+	// is reused, stopped, and is armed again by Reset: outside a bubble a
+	// call that answers within the delay allocates only its context.
+	timer *time.Timer
 
 	mu       sync.Mutex
 	started  int // attempts started, the first included
@@ -161,17 +165,32 @@ func (c *core[T]) do(ctx context.Context, next resilience.Func[T]) (T, error) {
 	if c.budget != nil {
 		c.budget.Deposit()
 	}
-	h := c.calls.Get().(*call[T])
-	h.ctx, h.cancel = context.WithCancel(ctx)
+	// One clock read tells a synctest bubble apart (and is the start of
+	// the call's latency): a timer made outside a bubble must not serve a
+	// call in one, where it would fire on real time, nor one made in a
+	// bubble a call in another or outside, where using it is fatal.
+	now := time.Now()
+	bubbled := inBubble(now)
+	var h *call[T]
+	if !bubbled {
+		h, _ = c.calls.Get().(*call[T])
+	}
+	if h == nil {
+		h = &call[T]{core: c}
+		h.fire = h.startHedge // bound once: arming the timer allocates no closure
+	}
+	h.ctx = newAttemptCtx(ctx)
 	h.caller, h.next = ctx, next
 	h.started, h.running = 1, 1
 	h.delay = c.delay
-	var start time.Time
 	if c.latencies != nil {
 		h.delay = c.latencies.delay()
-		start = time.Now()
 	}
-	h.timer = time.AfterFunc(h.delay, h.fire)
+	if h.timer == nil {
+		h.timer = time.AfterFunc(h.delay, h.fire)
+	} else {
+		h.timer.Reset(h.delay)
+	}
 	returned := false
 	defer func() {
 		if !returned {
@@ -182,19 +201,28 @@ func (c *core[T]) do(ctx context.Context, next resilience.Func[T]) (T, error) {
 	returned = true
 	if h.timer.Stop() {
 		// No hedge started and none will: the first attempt is the call.
-		h.cancel()
+		h.ctx.cancel()
 		if err == nil && c.latencies != nil {
-			c.latencies.record(time.Since(start))
+			c.latencies.record(time.Since(now))
 		}
-		h.recycle()
+		if !bubbled {
+			h.recycle()
+		}
 		return v, err
 	}
-	return h.firstReturned(start, v, err)
+	return h.firstReturned(now, v, err)
 }
 
-// recycle puts back a call that started no hedge, for the next call.
+// inBubble reports whether now, just read from time.Now, was read in a
+// testing/synctest bubble: there, and only there, time.Now carries no
+// monotonic clock reading (TestInBubble holds the runtime to it), and a
+// Time without one is equal to itself rounded by Round(0), which strips it.
+func inBubble(now time.Time) bool { return now == now.Round(0) }
+
+// recycle puts back a call that started no hedge, with its stopped timer,
+// for the next call.
 func (h *call[T]) recycle() {
-	h.ctx, h.cancel, h.caller, h.next, h.timer = nil, nil, nil, nil, nil
+	h.ctx, h.caller, h.next = nil, nil, nil
 	h.core.calls.Put(h)
 }
 
@@ -227,7 +255,7 @@ func (h *call[T]) firstReturned(start time.Time, v T, err error) (T, error) {
 	winner, result, panicked := h.winner, h.v, h.panicked
 	callErr := h.errorLocked()
 	h.mu.Unlock()
-	h.cancel()
+	h.ctx.cancel()
 	h.report(out)
 	if c := h.core; c.latencies != nil && (err == nil || (out.late && winner > 1)) {
 		// A first attempt that lost, cancelled when a hedge won, counts
@@ -259,7 +287,7 @@ func (h *call[T]) firstPanicked() {
 		h.settle(0)
 	}
 	h.mu.Unlock()
-	h.cancel()
+	h.ctx.cancel()
 }
 
 // startHedge starts the next hedge, on the timer's goroutine, and runs it
@@ -382,7 +410,7 @@ func (h *call[T]) settle(winner int) settled {
 // dropped result and counts a win, outside the lock.
 func (h *call[T]) report(out outcome[T]) {
 	if out.settled.done {
-		h.cancel()
+		h.ctx.cancel()
 	}
 	if out.drop && h.core.release != nil {
 		emit.Guard("hedge "+strconv.Quote(h.core.tel.name)+": releasing a dropped result", func() { h.core.release(out.v) })

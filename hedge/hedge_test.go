@@ -5,6 +5,7 @@ import (
 	"errors"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -498,4 +499,68 @@ func TestHedge_AppliedOutsideAPipelineReportsAsHedge(t *testing.T) {
 		_, err := hedge.Policy[int](20 * ms).Apply(r.call)(t.Context())
 		assert.EqualError(t, err, `levee: hedge "hedge": all 2 attempts failed: replica a failed; replica b failed`)
 	})
+}
+
+// A call that answers within the delay leaves its stopped timer to the
+// next call outside a bubble. One pipeline used outside a bubble, then in
+// one, then outside again shows the timers never cross: in the bubble the
+// hedge starts at its delay on the bubble's clock (a timer kept from the
+// calls outside would fire on real time, long after the bubble's second
+// had passed, and no hedge would start), and outside again no timer of the
+// bubble is used (that would be fatal), while a slow call still hedges.
+func TestHedge_ReusedTimersNeverCrossABubble(t *testing.T) {
+	const delay = 50 * ms
+	var (
+		attempts atomic.Int32 // of the current slow call
+		slow     atomic.Bool
+	)
+	call := resilience.Wrap(func(ctx context.Context) (int, error) {
+		n := int(attempts.Add(1))
+		if !slow.Load() || n > 1 {
+			return n, nil
+		}
+		select { // the first attempt of a slow call: the hedge must win
+		case <-time.After(5 * time.Second):
+			return 0, errors.New("no hedge started within 5 s")
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}, hedge.Policy[int](delay))
+	fastCalls := func(where string) {
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				for range 100 {
+					attempts.Store(0)
+					if _, err := call(context.Background()); err != nil {
+						t.Errorf("%s: %v", where, err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+	}
+	slowCall := func(where string) time.Duration {
+		attempts.Store(0)
+		slow.Store(true)
+		defer slow.Store(false)
+		start := time.Now()
+		v, err := call(context.Background())
+		took := time.Since(start)
+		require.NoError(t, err, where)
+		assert.Equal(t, 2, v, "%s: the hedge won", where)
+		return took
+	}
+
+	fastCalls("outside, before the bubble")
+	assert.Less(t, slowCall("outside, before the bubble"), 5*time.Second)
+	synctest.Test(t, func(t *testing.T) {
+		for range 3 {
+			assert.Equal(t, delay, slowCall("in the bubble"), "the hedge starts at the delay, on the bubble's clock")
+		}
+		fastCalls("in the bubble")
+	})
+	fastCalls("outside, after the bubble")
+	assert.Less(t, slowCall("outside, after the bubble"), 5*time.Second)
 }

@@ -77,7 +77,7 @@ var tables = []struct {
 		[]string{"levee-count", "levee-time", "gobreaker-rolling", "failsafe-go-count", "failsafe-go-time"},
 	},
 	{
-		[]string{"RetrySuccess", "RetrySuccessParallel", "RetryOneFailure", "RetryOneFailureParallel", "HedgeFirstFast", "HedgeFirstFastParallel", "HedgeHedged"},
+		[]string{"RetrySuccess", "RetrySuccessParallel", "RetryOneFailure", "RetryOneFailureParallel", "HedgeFirstFast", "HedgeFirstFastDone", "HedgeFirstFastParallel", "HedgeHedged"},
 		[]string{"floor", "withcancel+timer", "levee", "levee-budget", "levee-span", "failsafe-go", "backoff", "retry-go"},
 	},
 	{
@@ -302,6 +302,15 @@ func (c *checker) hedgeGoals() {
 		c.report("hedge, first attempt fast: <= 1 alloc/op", allocs, 1, "allocs/op", "")
 	}
 	c.parallelGoal("hedge, first attempt fast", "HedgeFirstFast")
+	// A function that waits on its context's Done makes the attempts'
+	// context make a WithCancel: no goal, reported beside the floor.
+	if levee, ok := c.s.median("BenchmarkHedgeFirstFastDone/lib=levee", "ns/op"); ok {
+		if fs, ok := c.s.median("BenchmarkHedgeFirstFastDone/lib=failsafe-go", "ns/op"); ok {
+			la, _ := c.s.median("BenchmarkHedgeFirstFastDone/lib=levee", "allocs/op")
+			floor, _ := c.s.median("BenchmarkHedgeFirstFastDone/lib=withcancel+timer", "ns/op")
+			fmt.Printf("        (first attempt fast, the function selects on Done, no goal: levee %.3g ns, %.0f allocs; WithCancel+AfterFunc %.3g ns; failsafe-go %.3g ns; ratio %.2fx)\n", levee, la, floor, fs, levee/fs)
+		}
+	}
 	// The goals are for a first attempt that answers in time; a call that
 	// starts a hedge has none, and is reported for comparison.
 	if levee, ok := c.s.median("BenchmarkHedgeHedged/lib=levee", "ns/op"); ok {

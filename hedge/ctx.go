@@ -1,0 +1,119 @@
+package hedge
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+)
+
+// attemptCtx is the context every attempt of one hedged call runs with:
+// the caller's values and deadline, ended when the caller's context ends
+// or when the hedge cancels it (the call is decided, or returns).
+//
+// It is context.WithCancel made lazily: an attempt that never waits on its
+// context (never calls Done, derives no context from it) costs this one
+// allocation, where WithCancel costs two. The first Done makes the
+// context.WithCancel of the caller's context that the attempt then sees
+// through Done, Err and Value, so that package context finds its
+// *cancelCtx as it finds that of any WithCancel: contexts derived from it
+// (an inner Timeout, an HTTP request) are ended with it synchronously, no
+// goroutine waits for it, and context.Cause sees through it. Safe for
+// concurrent use.
+type attemptCtx struct {
+	context.Context // the caller's
+
+	// lazy is set once inner and cancelInner are, under mu.
+	lazy        atomic.Bool
+	inner       context.Context
+	cancelInner context.CancelFunc
+
+	mu sync.Mutex
+	// ended is set once err is, under mu: the context was cancelled before
+	// any Done made inner.
+	ended atomic.Bool
+	err   error
+}
+
+// closedChan is the Done of an attempt context that ended before anybody
+// asked for it.
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
+
+func newAttemptCtx(parent context.Context) *attemptCtx {
+	return &attemptCtx{Context: parent}
+}
+
+// Done returns a channel closed when the context ends.
+func (c *attemptCtx) Done() <-chan struct{} {
+	if c.lazy.Load() {
+		return c.inner.Done()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.lazy.Load():
+	case c.ended.Load():
+		return closedChan
+	default:
+		c.inner, c.cancelInner = context.WithCancel(c.Context)
+		c.lazy.Store(true)
+	}
+	return c.inner.Done()
+}
+
+// Err returns nil while the context runs; once it has ended, the caller's
+// context's error if that ended first, context.Canceled otherwise.
+func (c *attemptCtx) Err() error {
+	if c.lazy.Load() {
+		return c.inner.Err()
+	}
+	if c.ended.Load() {
+		return c.err
+	}
+	return c.Context.Err()
+}
+
+// Value returns the caller's context's value for key (and, once Done has
+// been asked for, package context's own key finds the *cancelCtx made for
+// it).
+func (c *attemptCtx) Value(key any) any {
+	if c.lazy.Load() {
+		return c.inner.Value(key)
+	}
+	return c.Context.Value(key)
+}
+
+// String names the context as package context names its own.
+func (c *attemptCtx) String() string {
+	if s, ok := c.Context.(fmt.Stringer); ok {
+		return s.String() + ".WithHedge"
+	}
+	return fmt.Sprintf("%T.WithHedge", c.Context)
+}
+
+// cancel ends the context: with the caller's context's error if that has
+// ended already, with context.Canceled otherwise.
+func (c *attemptCtx) cancel() {
+	if c.lazy.Load() {
+		c.cancelInner()
+		return
+	}
+	c.mu.Lock()
+	switch {
+	case c.lazy.Load():
+		c.mu.Unlock()
+		c.cancelInner()
+		return
+	case !c.ended.Load():
+		c.err = c.Context.Err()
+		if c.err == nil {
+			c.err = context.Canceled
+		}
+		c.ended.Store(true)
+	}
+	c.mu.Unlock()
+}

@@ -1,0 +1,232 @@
+package hedge
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// isClosed reports whether ch is closed, without waiting.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+type ctxKey struct{}
+
+func TestInBubble(t *testing.T) {
+	assert.False(t, inBubble(time.Now()), "outside a bubble, time.Now carries a monotonic reading")
+	synctest.Test(t, func(t *testing.T) {
+		assert.True(t, inBubble(time.Now()), "in a bubble, time.Now carries no monotonic reading: the pool's guard rests on it")
+		time.Sleep(time.Hour)
+		assert.True(t, inBubble(time.Now()))
+	})
+}
+
+func TestAttemptCtx_CancelEndsIt(t *testing.T) {
+	parent := context.WithValue(context.Background(), ctxKey{}, "v")
+	deadline := time.Now().Add(time.Hour)
+	parent, stop := context.WithDeadline(parent, deadline)
+	defer stop()
+	c := newAttemptCtx(parent)
+	assert.NoError(t, c.Err())
+	assert.Equal(t, "v", c.Value(ctxKey{}), "the caller's values")
+	d, ok := c.Deadline()
+	assert.True(t, ok)
+	assert.Equal(t, deadline, d, "the caller's deadline")
+	done := c.Done()
+	assert.False(t, isClosed(done))
+	assert.True(t, done == c.Done(), "one channel")
+
+	c.cancel()
+	assert.True(t, isClosed(done), "Done is closed once cancel returns")
+	assert.ErrorIs(t, c.Err(), context.Canceled)
+	assert.ErrorIs(t, context.Cause(c), context.Canceled)
+	assert.NoError(t, parent.Err(), "the caller's context goes on")
+	c.cancel() // twice is harmless
+	assert.ErrorIs(t, c.Err(), context.Canceled)
+}
+
+// An attempt that never asked for Done is cancelled without one.
+func TestAttemptCtx_CancelledBeforeAnyDone(t *testing.T) {
+	parent, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	c := newAttemptCtx(parent)
+	c.cancel()
+	assert.ErrorIs(t, c.Err(), context.Canceled)
+	assert.ErrorIs(t, context.Cause(c), context.Canceled, "the attempt's end, not the caller's nil cause")
+	assert.True(t, isClosed(c.Done()), "a Done asked for after the end is closed")
+	d, stop := context.WithCancel(c)
+	defer stop()
+	assert.True(t, isClosed(d.Done()), "a context derived after the end is ended")
+	cancel(errors.New("later"))
+	assert.ErrorIs(t, c.Err(), context.Canceled, "the first end wins")
+}
+
+func TestAttemptCtx_TheCallersEndEndsIt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		parent, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		c := newAttemptCtx(parent)
+		done := c.Done()
+		time.Sleep(time.Second)
+		synctest.Wait()
+		assert.True(t, isClosed(done), "the caller's deadline ends the attempts' context")
+		assert.ErrorIs(t, c.Err(), context.DeadlineExceeded, "with the caller's error")
+		c.cancel()
+		assert.ErrorIs(t, c.Err(), context.DeadlineExceeded, "the first end wins")
+	})
+}
+
+func TestAttemptCtx_ErrSeesTheCallersEndAtOnce(t *testing.T) {
+	cause := errors.New("the caller left")
+	parent, cancel := context.WithCancelCause(context.Background())
+	c := newAttemptCtx(parent)
+	cancel(cause)
+	// Nobody asked for Done: the context was not told. Err looks, and
+	// ends it, so that Done agrees with Err.
+	assert.ErrorIs(t, c.Err(), context.Canceled)
+	assert.True(t, isClosed(c.Done()), "once Err says so, Done is closed")
+	assert.ErrorIs(t, context.Cause(c), cause, "the caller's cause shows through")
+}
+
+func TestAttemptCtx_CancelAfterTheCallerEndedKeepsItsError(t *testing.T) {
+	parent, cancel := context.WithCancel(context.Background())
+	c := newAttemptCtx(parent)
+	cancel()
+	c.cancel()
+	assert.ErrorIs(t, c.Err(), context.Canceled)
+	p2, stop := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer stop()
+	c2 := newAttemptCtx(p2)
+	c2.cancel()
+	assert.ErrorIs(t, c2.Err(), context.DeadlineExceeded, "the caller's context had ended first: its error")
+}
+
+// Contexts derived from an attempt's (a Timeout inside the hedge, an HTTP
+// request) are ended with it, by package context's own *cancelCtx: no
+// goroutine waits for each.
+func TestAttemptCtx_DerivedContextsStartNoGoroutine(t *testing.T) {
+	parent, cancelParent := context.WithCancel(context.Background())
+	defer cancelParent()
+	c := newAttemptCtx(parent)
+	before := runtime.NumGoroutine()
+	var derived []context.Context
+	var cancels []context.CancelFunc
+	for range 50 {
+		d, cancel := context.WithTimeout(c, time.Hour)
+		derived = append(derived, d)
+		cancels = append(cancels, cancel)
+	}
+	assert.Equal(t, before, runtime.NumGoroutine(), "50 derived contexts, no goroutine")
+	cancels[7]() // one ends on its own
+	assert.NoError(t, c.Err(), "ending a derived context does not end the attempts'")
+
+	c.cancel()
+	for i, d := range derived {
+		assert.True(t, isClosed(d.Done()), "derived context %d is ended when cancel returns", i)
+		assert.ErrorIs(t, d.Err(), context.Canceled)
+	}
+	for _, cancel := range cancels {
+		cancel()
+	}
+}
+
+func TestAttemptCtx_TheCallersEndReachesDerivedContexts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		parent, cancel := context.WithCancel(context.Background())
+		c := newAttemptCtx(parent)
+		d, stop := context.WithCancel(c)
+		defer stop()
+		cancel()
+		synctest.Wait()
+		assert.True(t, isClosed(d.Done()), "the caller's end reaches through the attempt's context")
+	})
+}
+
+func TestAttemptCtx_AfterFunc(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newAttemptCtx(context.Background())
+		ran := make(chan string, 3)
+		stopA := context.AfterFunc(c, func() { ran <- "a" })
+		stopB := context.AfterFunc(c, func() { ran <- "b" })
+		assert.True(t, stopB(), "stopped before the end")
+		assert.False(t, stopB(), "stopped once")
+		c.cancel()
+		synctest.Wait()
+		assert.Equal(t, "a", <-ran)
+		assert.Empty(t, ran, "a stopped function does not run")
+		assert.False(t, stopA(), "too late to stop what ran")
+
+		// Registered after the end: runs at once.
+		context.AfterFunc(c, func() { ran <- "late" })
+		synctest.Wait()
+		assert.Equal(t, "late", <-ran)
+	})
+}
+
+func TestAttemptCtx_String(t *testing.T) {
+	assert.Equal(t, "context.Background.WithHedge", newAttemptCtx(context.Background()).String())
+	var named struct{ context.Context }
+	named.Context = context.Background()
+	assert.Equal(t, "struct { context.Context }.WithHedge", newAttemptCtx(named).String())
+}
+
+// Every method at once from many goroutines, while the caller's context
+// and the hedge both end it: the race detector watches, and every waiter
+// sees the end.
+func TestAttemptCtx_Concurrent(t *testing.T) {
+	for round := range 50 {
+		parent, cancelParent := context.WithCancel(context.Background())
+		c := newAttemptCtx(parent)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range 16 {
+			wg.Go(func() {
+				<-start
+				switch i % 4 {
+				case 0:
+					select {
+					case <-c.Done():
+					case <-time.After(10 * time.Second):
+						t.Errorf("round %d: Done not closed within 10 s of the end", round)
+					}
+				case 1:
+					d, cancel := context.WithCancel(c)
+					defer cancel()
+					select {
+					case <-d.Done():
+					case <-time.After(10 * time.Second):
+						t.Errorf("round %d: a derived context not ended within 10 s", round)
+					}
+				case 2:
+					_ = c.Err()
+				case 3:
+					stop := context.AfterFunc(c, func() {})
+					stop()
+				}
+			})
+		}
+		close(start)
+		if round%2 == 0 {
+			cancelParent()
+			c.cancel()
+		} else {
+			c.cancel()
+			cancelParent()
+		}
+		wg.Wait()
+		require.Error(t, c.Err())
+	}
+}
