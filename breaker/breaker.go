@@ -389,8 +389,8 @@ func (b *Breaker) Call(ctx context.Context, fn func(context.Context) error) erro
 // execute is the one implementation of a guarded call, for Call and Policy.
 // The path of a plain closed breaker (the consecutive-failures rule, no
 // window, no clock) is kept short enough to read at a glance: one load of
-// the period, the call, one add to the success count, and one load of the
-// failure count, stored only when it is not zero already. Every other call
+// the period, the call, one load of the failure count, stored only when it
+// is not zero already, and one add to the success count. Every other call
 // takes executeFull.
 func execute[T any](b *Breaker, ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
 	var zero T
@@ -419,10 +419,14 @@ func execute[T any](b *Breaker, ctx context.Context, fn func(context.Context) (T
 	v, err := fn(ctx)
 	if err == nil {
 		returned = true
-		b.counts.add(outcomeSuccess)
+		// The failure count is loaded before the success count's atomic
+		// add, not after: on amd64 a LOCK XADD completes every earlier
+		// store and load before any later load runs, so a load after it
+		// waits for it.
 		if p.failures.Load() != 0 {
 			p.failures.Store(0)
 		}
+		b.counts.add(outcomeSuccess)
 		return v, nil
 	}
 	o := b.classify(ctx, err)
