@@ -5,6 +5,7 @@ import (
 	"errors"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -228,5 +229,205 @@ func TestAttemptCtx_Concurrent(t *testing.T) {
 		}
 		wg.Wait()
 		require.Error(t, c.Err())
+	}
+}
+
+// hookCtx is a caller's context of its own kind whose Err can be held
+// part-way, to make an interleaving happen on purpose.
+type hookCtx struct {
+	context.Context // for Deadline and Value
+	done            chan struct{}
+	err             atomic.Value // error
+	hold            func()       // run by Err before it reads err, if set
+}
+
+func newHookCtx() *hookCtx {
+	return &hookCtx{Context: context.Background(), done: make(chan struct{})}
+}
+
+func (h *hookCtx) Done() <-chan struct{} { return h.done }
+
+func (h *hookCtx) Err() error {
+	if h.hold != nil {
+		h.hold()
+	}
+	err, _ := h.err.Load().(error)
+	return err
+}
+
+func (h *hookCtx) end(err error) {
+	h.err.Store(err)
+	close(h.done)
+}
+
+// holdFirstErr makes the first Err of h wait, once it has begun, until
+// release is closed; entered is closed when it has begun.
+func holdFirstErr(h *hookCtx) (entered, release chan struct{}) {
+	entered, release = make(chan struct{}), make(chan struct{})
+	var first atomic.Bool
+	h.hold = func() {
+		if first.CompareAndSwap(false, true) {
+			close(entered)
+			<-release
+		}
+	}
+	return entered, release
+}
+
+// An Err that has looked at the attempts' context and found it running
+// must not return the caller's error if the hedge ended the context
+// meanwhile, and the caller's context only then: every later Err says
+// context.Canceled, the first end's, and an error once returned is the
+// context's error for good.
+func TestAttemptCtx_ErrRacingTheEndsGivesTheFirstEnd(t *testing.T) {
+	for _, lazy := range []bool{false, true} {
+		parent := newHookCtx()
+		c := newAttemptCtx(parent)
+		entered, release := holdFirstErr(parent)
+		got := make(chan error, 1)
+		go func() { got <- c.Err() }()
+		select {
+		case <-entered:
+		case <-time.After(10 * time.Second):
+			t.Fatal("Err did not ask the caller's context within 10 s")
+		}
+		if lazy {
+			c.Done()
+		}
+		c.cancel()                           // the hedge ends it first...
+		parent.end(context.DeadlineExceeded) // ... then the caller's context ends
+		close(release)
+		var first error
+		select {
+		case first = <-got:
+		case <-time.After(10 * time.Second):
+			t.Fatal("Err did not return within 10 s")
+		}
+		assert.ErrorIs(t, c.Err(), context.Canceled, "lazy %v: the hedge's end came first", lazy)
+		assert.Equal(t, c.Err(), first, "lazy %v: Err changed its mind", lazy)
+	}
+}
+
+// The cause of a context the hedge ended is its end, context.Canceled, and
+// stays so when the caller's context ends later with a cause of its own:
+// the first cancellation sets the cause.
+func TestAttemptCtx_TheFirstEndSetsTheCause(t *testing.T) {
+	later := errors.New("the caller left later")
+	for _, lazy := range []bool{false, true} {
+		parent, cancel := context.WithCancelCause(context.Background())
+		c := newAttemptCtx(parent)
+		if lazy {
+			c.Done()
+		}
+		c.cancel()
+		assert.ErrorIs(t, context.Cause(c), context.Canceled, "lazy %v", lazy)
+		cancel(later)
+		assert.ErrorIs(t, c.Err(), context.Canceled, "lazy %v", lazy)
+		assert.ErrorIs(t, context.Cause(c), context.Canceled, "lazy %v: the hedge's end came first", lazy)
+		assert.NotErrorIs(t, context.Cause(c), later, "lazy %v", lazy)
+		d, stop := context.WithCancel(c)
+		assert.ErrorIs(t, context.Cause(d), context.Canceled, "lazy %v: a context derived afterwards has the same cause", lazy)
+		stop()
+	}
+}
+
+// The caller's cause, when the caller's context ended first, shows through
+// whether the hedge's cancel came before any Done or not.
+func TestAttemptCtx_TheCallersCauseWhenItEndedFirst(t *testing.T) {
+	cause := errors.New("the caller left")
+	for _, lazy := range []bool{false, true} {
+		parent, cancel := context.WithCancelCause(context.Background())
+		c := newAttemptCtx(parent)
+		if lazy {
+			c.Done()
+		}
+		cancel(cause)
+		c.cancel()
+		assert.ErrorIs(t, c.Err(), context.Canceled, "lazy %v", lazy)
+		assert.ErrorIs(t, context.Cause(c), cause, "lazy %v", lazy)
+	}
+}
+
+// The probe found package context's own key: a *cancelCtx answers it with
+// itself (if not, Cause may show a cause the caller's context ended with
+// after the hedge's end).
+func TestCancelCtxKeyIsPackageContexts(t *testing.T) {
+	cc, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	assert.Equal(t, any(cc), cc.Value(cancelCtxKey))
+}
+
+// Many goroutines watch one attempts' context while the hedge and the
+// caller's context end it in either order: for every watcher, Err and
+// context.Cause, once non-nil, never change, a closed Done comes with a
+// non-nil Err and a non-nil Err with a closed Done, and at the end all
+// watchers saw the same end.
+func TestAttemptCtx_EveryWatcherSeesOneEnd(t *testing.T) {
+	callerCause := errors.New("the caller left")
+	for round := range 200 {
+		parent, cancelParent := context.WithCancelCause(context.Background())
+		c := newAttemptCtx(parent)
+		start := make(chan struct{})
+		type seen struct{ err, cause error }
+		results := make(chan seen, 8)
+		var wg sync.WaitGroup
+		for i := range 8 {
+			wg.Go(func() {
+				<-start
+				var first seen
+				deadline := time.Now().Add(10 * time.Second)
+				for after := 0; after < 50; {
+					if time.Now().After(deadline) {
+						t.Errorf("round %d: the context not ended within 10 s", round)
+						return
+					}
+					if i%2 == 0 {
+						c.Done() // half the watchers make it lazy early
+					}
+					closed := isClosed(c.Done())
+					err, cause := c.Err(), context.Cause(c)
+					if closed && err == nil {
+						t.Errorf("round %d: Done closed, Err nil", round)
+						return
+					}
+					if err != nil && !isClosed(c.Done()) {
+						t.Errorf("round %d: Err %v, Done open", round, err)
+						return
+					}
+					if err != nil {
+						after++
+					}
+					if first.err == nil {
+						first = seen{err, cause}
+					} else if err != first.err || cause != first.cause {
+						t.Errorf("round %d: Err, Cause went from %v, %v to %v, %v", round, first.err, first.cause, err, cause)
+						return
+					}
+				}
+				results <- seen{c.Err(), context.Cause(c)}
+			})
+		}
+		close(start)
+		if round%2 == 0 {
+			c.cancel()
+			cancelParent(callerCause)
+		} else {
+			cancelParent(callerCause)
+			c.cancel()
+		}
+		wg.Wait()
+		close(results)
+		want := seen{context.Canceled, context.Canceled}
+		if round%2 == 1 {
+			want.cause = callerCause
+		}
+		for got := range results {
+			if got != want {
+				t.Errorf("round %d: a watcher ended with %v, %v; want %v, %v", round, got.err, got.cause, want.err, want.cause)
+			}
+		}
+		if t.Failed() {
+			return
+		}
 	}
 }
