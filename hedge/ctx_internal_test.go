@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -238,18 +239,24 @@ type hookCtx struct {
 	context.Context // for Deadline and Value
 	done            chan struct{}
 	err             atomic.Value // error
-	hold            func()       // run by Err before it reads err, if set
+	holdErr         func()       // run by Err before it reads err, if set
+	holdDone        func()       // run by Done, if set
 }
 
 func newHookCtx() *hookCtx {
 	return &hookCtx{Context: context.Background(), done: make(chan struct{})}
 }
 
-func (h *hookCtx) Done() <-chan struct{} { return h.done }
+func (h *hookCtx) Done() <-chan struct{} {
+	if h.holdDone != nil {
+		h.holdDone()
+	}
+	return h.done
+}
 
 func (h *hookCtx) Err() error {
-	if h.hold != nil {
-		h.hold()
+	if h.holdErr != nil {
+		h.holdErr()
 	}
 	err, _ := h.err.Load().(error)
 	return err
@@ -263,9 +270,15 @@ func (h *hookCtx) end(err error) {
 // holdFirstErr makes the first Err of h wait, once it has begun, until
 // release is closed; entered is closed when it has begun.
 func holdFirstErr(h *hookCtx) (entered, release chan struct{}) {
+	return holdFirst(&h.holdErr)
+}
+
+// holdFirst sets *hook to one that makes its first run wait until release
+// is closed; entered is closed when that run has begun.
+func holdFirst(hook *func()) (entered, release chan struct{}) {
 	entered, release = make(chan struct{}), make(chan struct{})
 	var first atomic.Bool
-	h.hold = func() {
+	*hook = func() {
 		if first.CompareAndSwap(false, true) {
 			close(entered)
 			<-release
@@ -430,4 +443,63 @@ func TestAttemptCtx_EveryWatcherSeesOneEnd(t *testing.T) {
 			return
 		}
 	}
+}
+
+// waitForStack waits, at most 10 s, until some goroutine's stack holds
+// every one of frames, and fails the test otherwise.
+func waitForStack(t *testing.T, frames ...string) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+			all := true
+			for _, f := range frames {
+				all = all && strings.Contains(g, f)
+			}
+			if all {
+				return
+			}
+		}
+		runtime.Gosched()
+	}
+	t.Fatalf("no goroutine reached %v within 10 s", frames)
+}
+
+// A cancel that found no Done made yet, and then waited for the lock while
+// a Done made it, must cancel what that Done made: otherwise the channel
+// Done gave never closes, Err stays nil, and the goroutine package context
+// started for a caller's context of its own kind is never let go.
+func TestAttemptCtx_ACancelWaitingOnADoneThatMakesTheContextEndsIt(t *testing.T) {
+	parent := newHookCtx()
+	defer parent.end(errors.New("the test is over")) // lets go of any goroutine left
+	c := newAttemptCtx(parent)
+	entered, release := holdFirst(&parent.holdDone)
+	got := make(chan (<-chan struct{}), 1)
+	go func() { got <- c.Done() }() // holds c.mu while WithCancel asks the caller's Done
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Done did not ask the caller's context within 10 s")
+	}
+	cancelled := make(chan struct{})
+	go func() {
+		defer close(cancelled)
+		c.cancel()
+	}()
+	waitForStack(t, "(*attemptCtx).cancel", "sync.(*Mutex).Lock") // past its first look, waiting for c.mu
+	close(release)
+	var done <-chan struct{}
+	select {
+	case done = <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Done did not return within 10 s")
+	}
+	select {
+	case <-cancelled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("cancel did not return within 10 s")
+	}
+	assert.True(t, isClosed(done), "the channel Done gave is closed once cancel has returned")
+	assert.ErrorIs(t, c.Err(), context.Canceled)
 }
