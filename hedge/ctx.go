@@ -29,10 +29,47 @@ type attemptCtx struct {
 	cancelInner context.CancelFunc
 
 	mu sync.Mutex
-	// ended is set once err is, under mu: the context was cancelled before
-	// any Done made inner.
+	// ended is set once err and first are, under mu: the context was
+	// cancelled before any Done made inner.
 	ended atomic.Bool
 	err   error
+	// first: the hedge's cancel came before the caller's context ended, so
+	// err is context.Canceled and so is the cause, whatever the caller's
+	// context ends with later.
+	first bool
+}
+
+// cancelCtxKey is the key by which package context asks a context for its
+// nearest *cancelCtx (context.Cause asks for it, and nothing else, once
+// Err is non-nil). An attempts' context the hedge ended before any Done
+// made inner must not answer with the caller's: that one's cause, once
+// the caller's context ends, is not this context's. If the key could not
+// be told, it is a key nobody uses, and Cause may show a later cause of
+// the caller's.
+var cancelCtxKey = func() any {
+	var p keyProbe
+	_ = context.Cause(&p)
+	cc, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if p.key == nil || cc.Value(p.key) != any(cc) {
+		return new(int)
+	}
+	return p.key
+}()
+
+// keyProbe is an ended context that remembers the first key asked of it.
+type keyProbe struct {
+	context.Context
+	key any
+}
+
+func (p *keyProbe) Err() error { return context.Canceled }
+
+func (p *keyProbe) Value(key any) any {
+	if p.key == nil {
+		p.key = key
+	}
+	return nil
 }
 
 // closedChan is the Done of an attempt context that ended before anybody
@@ -74,15 +111,32 @@ func (c *attemptCtx) Err() error {
 	if c.ended.Load() {
 		return c.err
 	}
-	return c.Context.Err()
+	err := c.Context.Err()
+	if err != nil {
+		// The caller's context has ended, but this one may have ended
+		// first while we looked: its end is the one to give, now and for
+		// good.
+		if c.lazy.Load() {
+			return c.inner.Err()
+		}
+		if c.ended.Load() {
+			return c.err
+		}
+	}
+	return err
 }
 
 // Value returns the caller's context's value for key (and, once Done has
 // been asked for, package context's own key finds the *cancelCtx made for
-// it).
+// it; if the hedge ended the context before, it finds none, so that
+// context.Cause is the end's own, whatever the caller's context ends with
+// later).
 func (c *attemptCtx) Value(key any) any {
 	if c.lazy.Load() {
 		return c.inner.Value(key)
+	}
+	if c.ended.Load() && key == cancelCtxKey && c.first {
+		return nil // context.Cause is then Err, context.Canceled
 	}
 	return c.Context.Value(key)
 }
@@ -111,7 +165,7 @@ func (c *attemptCtx) cancel() {
 	case !c.ended.Load():
 		c.err = c.Context.Err()
 		if c.err == nil {
-			c.err = context.Canceled
+			c.err, c.first = context.Canceled, true
 		}
 		c.ended.Store(true)
 	}

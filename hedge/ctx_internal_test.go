@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -121,7 +123,6 @@ func TestAttemptCtx_DerivedContextsStartNoGoroutine(t *testing.T) {
 	parent, cancelParent := context.WithCancel(context.Background())
 	defer cancelParent()
 	c := newAttemptCtx(parent)
-	before := runtime.NumGoroutine()
 	var derived []context.Context
 	var cancels []context.CancelFunc
 	for range 50 {
@@ -129,7 +130,9 @@ func TestAttemptCtx_DerivedContextsStartNoGoroutine(t *testing.T) {
 		derived = append(derived, d)
 		cancels = append(cancels, cancel)
 	}
-	assert.Equal(t, before, runtime.NumGoroutine(), "50 derived contexts, no goroutine")
+	// Counted by what they run, not by runtime.NumGoroutine, which counts
+	// too the goroutines of earlier tests still on their way out.
+	assert.Zero(t, goroutinesIn("context.(*cancelCtx).propagateCancel"), "50 derived contexts, no goroutine waits for the attempts' context")
 	cancels[7]() // one ends on its own
 	assert.NoError(t, c.Err(), "ending a derived context does not end the attempts'")
 
@@ -229,4 +232,287 @@ func TestAttemptCtx_Concurrent(t *testing.T) {
 		wg.Wait()
 		require.Error(t, c.Err())
 	}
+}
+
+// hookCtx is a caller's context of its own kind whose Err can be held
+// part-way, to make an interleaving happen on purpose.
+type hookCtx struct {
+	context.Context // for Deadline and Value
+	done            chan struct{}
+	err             atomic.Value // error
+	holdErr         func()       // run by Err before it reads err, if set
+	holdDone        func()       // run by Done, if set
+}
+
+func newHookCtx() *hookCtx {
+	return &hookCtx{Context: context.Background(), done: make(chan struct{})}
+}
+
+func (h *hookCtx) Done() <-chan struct{} {
+	if h.holdDone != nil {
+		h.holdDone()
+	}
+	return h.done
+}
+
+func (h *hookCtx) Err() error {
+	if h.holdErr != nil {
+		h.holdErr()
+	}
+	err, _ := h.err.Load().(error)
+	return err
+}
+
+func (h *hookCtx) end(err error) {
+	h.err.Store(err)
+	close(h.done)
+}
+
+// holdFirstErr makes the first Err of h wait, once it has begun, until
+// release is closed; entered is closed when it has begun.
+func holdFirstErr(h *hookCtx) (entered, release chan struct{}) {
+	return holdFirst(&h.holdErr)
+}
+
+// holdFirst sets *hook to one that makes its first run wait until release
+// is closed; entered is closed when that run has begun.
+func holdFirst(hook *func()) (entered, release chan struct{}) {
+	entered, release = make(chan struct{}), make(chan struct{})
+	var first atomic.Bool
+	*hook = func() {
+		if first.CompareAndSwap(false, true) {
+			close(entered)
+			<-release
+		}
+	}
+	return entered, release
+}
+
+// An Err that has looked at the attempts' context and found it running
+// must not return the caller's error if the hedge ended the context
+// meanwhile, and the caller's context only then: every later Err says
+// context.Canceled, the first end's, and an error once returned is the
+// context's error for good.
+func TestAttemptCtx_ErrRacingTheEndsGivesTheFirstEnd(t *testing.T) {
+	for _, lazy := range []bool{false, true} {
+		parent := newHookCtx()
+		c := newAttemptCtx(parent)
+		entered, release := holdFirstErr(parent)
+		got := make(chan error, 1)
+		go func() { got <- c.Err() }()
+		select {
+		case <-entered:
+		case <-time.After(10 * time.Second):
+			t.Fatal("Err did not ask the caller's context within 10 s")
+		}
+		if lazy {
+			c.Done()
+		}
+		c.cancel()                           // the hedge ends it first...
+		parent.end(context.DeadlineExceeded) // ... then the caller's context ends
+		close(release)
+		var first error
+		select {
+		case first = <-got:
+		case <-time.After(10 * time.Second):
+			t.Fatal("Err did not return within 10 s")
+		}
+		assert.ErrorIs(t, c.Err(), context.Canceled, "lazy %v: the hedge's end came first", lazy)
+		assert.Equal(t, c.Err(), first, "lazy %v: Err changed its mind", lazy)
+	}
+}
+
+// The cause of a context the hedge ended is its end, context.Canceled, and
+// stays so when the caller's context ends later with a cause of its own:
+// the first cancellation sets the cause.
+func TestAttemptCtx_TheFirstEndSetsTheCause(t *testing.T) {
+	later := errors.New("the caller left later")
+	for _, lazy := range []bool{false, true} {
+		parent, cancel := context.WithCancelCause(context.Background())
+		c := newAttemptCtx(parent)
+		if lazy {
+			c.Done()
+		}
+		c.cancel()
+		assert.ErrorIs(t, context.Cause(c), context.Canceled, "lazy %v", lazy)
+		cancel(later)
+		assert.ErrorIs(t, c.Err(), context.Canceled, "lazy %v", lazy)
+		assert.ErrorIs(t, context.Cause(c), context.Canceled, "lazy %v: the hedge's end came first", lazy)
+		assert.NotErrorIs(t, context.Cause(c), later, "lazy %v", lazy)
+		d, stop := context.WithCancel(c)
+		assert.ErrorIs(t, context.Cause(d), context.Canceled, "lazy %v: a context derived afterwards has the same cause", lazy)
+		stop()
+	}
+}
+
+// The caller's cause, when the caller's context ended first, shows through
+// whether the hedge's cancel came before any Done or not.
+func TestAttemptCtx_TheCallersCauseWhenItEndedFirst(t *testing.T) {
+	cause := errors.New("the caller left")
+	for _, lazy := range []bool{false, true} {
+		parent, cancel := context.WithCancelCause(context.Background())
+		c := newAttemptCtx(parent)
+		if lazy {
+			c.Done()
+		}
+		cancel(cause)
+		c.cancel()
+		assert.ErrorIs(t, c.Err(), context.Canceled, "lazy %v", lazy)
+		assert.ErrorIs(t, context.Cause(c), cause, "lazy %v", lazy)
+	}
+}
+
+// The probe found package context's own key: a *cancelCtx answers it with
+// itself (if not, Cause may show a cause the caller's context ended with
+// after the hedge's end).
+func TestCancelCtxKeyIsPackageContexts(t *testing.T) {
+	cc, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	assert.Equal(t, any(cc), cc.Value(cancelCtxKey))
+}
+
+// Many goroutines watch one attempts' context while the hedge and the
+// caller's context end it in either order: for every watcher, Err and
+// context.Cause, once non-nil, never change, a closed Done comes with a
+// non-nil Err and a non-nil Err with a closed Done, and at the end all
+// watchers saw the same end.
+func TestAttemptCtx_EveryWatcherSeesOneEnd(t *testing.T) {
+	callerCause := errors.New("the caller left")
+	for round := range 200 {
+		parent, cancelParent := context.WithCancelCause(context.Background())
+		c := newAttemptCtx(parent)
+		start := make(chan struct{})
+		type seen struct{ err, cause error }
+		results := make(chan seen, 8)
+		var wg sync.WaitGroup
+		for i := range 8 {
+			wg.Go(func() {
+				<-start
+				var first seen
+				deadline := time.Now().Add(10 * time.Second)
+				for after := 0; after < 50; {
+					if time.Now().After(deadline) {
+						t.Errorf("round %d: the context not ended within 10 s", round)
+						return
+					}
+					if i%2 == 0 {
+						c.Done() // half the watchers make it lazy early
+					}
+					closed := isClosed(c.Done())
+					err, cause := c.Err(), context.Cause(c)
+					if closed && err == nil {
+						t.Errorf("round %d: Done closed, Err nil", round)
+						return
+					}
+					if err != nil && !isClosed(c.Done()) {
+						t.Errorf("round %d: Err %v, Done open", round, err)
+						return
+					}
+					if err != nil {
+						after++
+					}
+					if first.err == nil {
+						first = seen{err, cause}
+					} else if err != first.err || cause != first.cause {
+						t.Errorf("round %d: Err, Cause went from %v, %v to %v, %v", round, first.err, first.cause, err, cause)
+						return
+					}
+				}
+				results <- seen{c.Err(), context.Cause(c)}
+			})
+		}
+		close(start)
+		if round%2 == 0 {
+			c.cancel()
+			cancelParent(callerCause)
+		} else {
+			cancelParent(callerCause)
+			c.cancel()
+		}
+		wg.Wait()
+		close(results)
+		want := seen{context.Canceled, context.Canceled}
+		if round%2 == 1 {
+			want.cause = callerCause
+		}
+		for got := range results {
+			if got != want {
+				t.Errorf("round %d: a watcher ended with %v, %v; want %v, %v", round, got.err, got.cause, want.err, want.cause)
+			}
+		}
+		if t.Failed() {
+			return
+		}
+	}
+}
+
+// goroutinesIn counts the goroutines whose stack holds frame.
+func goroutinesIn(frame string) int {
+	buf := make([]byte, 1<<20)
+	n := 0
+	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+		if strings.Contains(g, frame) {
+			n++
+		}
+	}
+	return n
+}
+
+// waitForStack waits, at most 10 s, until some goroutine's stack holds
+// every one of frames, and fails the test otherwise.
+func waitForStack(t *testing.T, frames ...string) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+			all := true
+			for _, f := range frames {
+				all = all && strings.Contains(g, f)
+			}
+			if all {
+				return
+			}
+		}
+		runtime.Gosched()
+	}
+	t.Fatalf("no goroutine reached %v within 10 s", frames)
+}
+
+// A cancel that found no Done made yet, and then waited for the lock while
+// a Done made it, must cancel what that Done made: otherwise the channel
+// Done gave never closes, Err stays nil, and the goroutine package context
+// started for a caller's context of its own kind is never let go.
+func TestAttemptCtx_ACancelWaitingOnADoneThatMakesTheContextEndsIt(t *testing.T) {
+	parent := newHookCtx()
+	defer parent.end(errors.New("the test is over")) // lets go of any goroutine left
+	c := newAttemptCtx(parent)
+	entered, release := holdFirst(&parent.holdDone)
+	got := make(chan (<-chan struct{}), 1)
+	go func() { got <- c.Done() }() // holds c.mu while WithCancel asks the caller's Done
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Done did not ask the caller's context within 10 s")
+	}
+	cancelled := make(chan struct{})
+	go func() {
+		defer close(cancelled)
+		c.cancel()
+	}()
+	waitForStack(t, "(*attemptCtx).cancel", "sync.(*Mutex).Lock") // past its first look, waiting for c.mu
+	close(release)
+	var done <-chan struct{}
+	select {
+	case done = <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Done did not return within 10 s")
+	}
+	select {
+	case <-cancelled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("cancel did not return within 10 s")
+	}
+	assert.True(t, isClosed(done), "the channel Done gave is closed once cancel has returned")
+	assert.ErrorIs(t, c.Err(), context.Canceled)
 }

@@ -564,3 +564,137 @@ func TestHedge_ReusedTimersNeverCrossABubble(t *testing.T) {
 	fastCalls("outside, after the bubble")
 	assert.Less(t, slowCall("outside, after the bubble"), 5*time.Second)
 }
+
+// A hedge inside a hedge: the inner calls' attempts' contexts are made of
+// the outer's. When the outer call is decided by the inner call of its
+// first attempt, the inner call of its hedge is ended through the outer
+// attempts' context, and every attempt ends at once, none left running.
+func TestHedge_AHedgeInsideAHedgeEndsEveryAttemptWhenDecided(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newReplicas(attempt{latency: time.Second})
+		inner := resilience.Wrap(r.call, hedge.Policy[int](10*ms))
+		outer := resilience.Wrap(inner, hedge.Policy[int](100*ms))
+		v, err := outer(t.Context())
+		require.NoError(t, err)
+		assert.Equal(t, 1, v, "the inner call of the outer first attempt, by its first attempt")
+		assert.Equal(t, time.Second, time.Since(r.start))
+		synctest.Wait()
+		assert.Equal(t, []time.Duration{0, 10 * ms, 100 * ms, 110 * ms}, r.starts())
+		for n := 2; n <= 4; n++ {
+			end, canceled := r.endOf(n)
+			assert.True(t, canceled, "attempt %d was cancelled", n)
+			assert.Equal(t, time.Second, end, "attempt %d ended when the call was decided", n)
+		}
+	})
+}
+
+// Outside a bubble, many goroutines make nested hedged calls that answer
+// within the delay, reusing pooled calls at both levels; some attempts
+// wait on their context. Every attempt sees the caller's values and a
+// running context, and its context has ended once the call returns (the
+// race detector watches the pooled state).
+func TestHedge_NestedPooledCallsKeepTheirOwnContexts(t *testing.T) {
+	type key struct{}
+	var leaked sync.Map // attempts' contexts seen, checked once their calls returned
+	var seen atomic.Int64
+	fn := func(ctx context.Context) (int, error) {
+		if ctx.Err() != nil {
+			return 0, errors.New("the attempt's context had ended already")
+		}
+		n := int(seen.Add(1))
+		leaked.Store(n, ctx)
+		if n%3 == 0 {
+			select { // waits on Done, makes the context lazily
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			default:
+			}
+		}
+		v, _ := ctx.Value(key{}).(int)
+		return v, nil
+	}
+	inner := resilience.Wrap(fn, hedge.Policy[int](time.Hour))
+	outer := resilience.Wrap(inner, hedge.Policy[int](time.Hour))
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 200 {
+				want := g*1000 + i
+				ctx := context.WithValue(context.Background(), key{}, want)
+				v, err := outer(ctx)
+				if err != nil || v != want {
+					t.Errorf("goroutine %d, call %d: %v, %v; want %v", g, i, v, err, want)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	leaked.Range(func(n, ctx any) bool {
+		c := ctx.(context.Context)
+		if c.Err() == nil {
+			t.Errorf("attempt %d: its context still runs after its call returned", n)
+			return false
+		}
+		select {
+		case <-c.Done():
+		default:
+			t.Errorf("attempt %d: Err says it ended but Done is open", n)
+			return false
+		}
+		return true
+	})
+}
+
+// A first attempt that calls runtime.Goexit outside a bubble leaves its
+// call (and timer) out of the pool: the next calls still hedge at the
+// delay and answer within it without a hedge.
+func TestHedge_AFirstAttemptThatCallsGoexitPoisonsNoPooledCall(t *testing.T) {
+	var (
+		mode     atomic.Int32 // 0: answer, 1: Goexit, 2: slow first attempt
+		attempts atomic.Int32
+	)
+	call := resilience.Wrap(func(ctx context.Context) (int, error) {
+		n := int(attempts.Add(1))
+		switch mode.Load() {
+		case 1:
+			runtime.Goexit()
+		case 2:
+			if n == 1 {
+				select {
+				case <-ctx.Done():
+					return 0, ctx.Err()
+				case <-time.After(10 * time.Second):
+					return 0, errors.New("no hedge within 10 s")
+				}
+			}
+		}
+		return n, nil
+	}, hedge.Policy[int](2*ms))
+	for range 10 {
+		_, err := call(context.Background())
+		require.NoError(t, err)
+	}
+	mode.Store(1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = call(context.Background())
+		t.Error("Goexit did not end the caller's goroutine")
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the call with a Goexit did not end within 10 s")
+	}
+	mode.Store(0)
+	for range 10 {
+		_, err := call(context.Background())
+		require.NoError(t, err)
+	}
+	mode.Store(2)
+	attempts.Store(0)
+	v, err := call(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, 2, v, "the hedge won")
+}
