@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/failsafe-go/failsafe-go/adaptivethrottler"
 	fsbulkhead "github.com/failsafe-go/failsafe-go/bulkhead"
@@ -16,6 +17,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/levee-go/levee/bulkhead"
+	"github.com/levee-go/levee/internal/stripe"
 	"github.com/levee-go/levee/ratelimit"
 	"github.com/levee-go/levee/resilience"
 	"github.com/levee-go/levee/throttle"
@@ -41,6 +43,13 @@ var floorSlots struct {
 	_ [56]byte
 }
 
+// floorReleases are the per-stripe release counts of lib=floor-admit, each
+// on a cache line of its own.
+var floorReleases [stripe.Count]struct {
+	n atomic.Int64
+	_ [56]byte
+}
+
 // bulkheadLibs build, for a limit of maxConcurrent calls at once, one call
 // of workFn with ctx through each library. lib=floor is what the issue
 // calls the floor: two atomic operations around the call (one to take a
@@ -54,6 +63,19 @@ var bulkheadLibs = []struct {
 		return func() int {
 			floorSlots.n.Add(1)
 			defer floorSlots.n.Add(-1)
+			v, _ := workFn(ctx)
+			return v
+		}
+	}},
+	// floor-admit is the least an exact bulkhead's admission can cost: one
+	// atomic add to one counter shared by every core (a limit that holds
+	// exactly, at every instant, is one number that admissions move), with
+	// the release on a stripe of the calling goroutine's own, which no
+	// other core writes. It has no limit to check at all.
+	{"floor-admit", func(ctx context.Context, _ *sdk, _ int) limitCall {
+		return func() int {
+			floorSlots.n.Add(1)
+			defer floorReleases[stripe.Hint(unsafe.Pointer(&floorReleases))].n.Add(1)
 			v, _ := workFn(ctx)
 			return v
 		}

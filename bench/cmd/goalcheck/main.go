@@ -82,7 +82,7 @@ var tables = []struct {
 	},
 	{
 		[]string{"BulkheadAcquireRelease", "BulkheadAcquireReleaseParallel"},
-		[]string{"floor", "levee", "semaphore", "failsafe-go", "failsafe-go-executor"},
+		[]string{"floor", "floor-admit", "levee", "semaphore", "failsafe-go", "failsafe-go-executor"},
 	},
 	{
 		[]string{"RateLimitAllowed", "RateLimitAllowedParallel", "ThrottleHealthy", "ThrottleHealthyParallel"},
@@ -363,6 +363,12 @@ func (c *checker) limitGoals() {
 	if floor, ok := c.s.median(bulkhead+"floor", "ns/op"); ok {
 		if parallel, ok := c.s.median("BenchmarkBulkheadAcquireReleaseParallel/lib=floor", "ns/op"); ok {
 			fmt.Printf("        (two atomic adds on one shared counter: RunParallel %.3g ns, %.2fx their serial %.3g ns)\n",
+				parallel, parallel/floor, floor)
+		}
+	}
+	if floor, ok := c.s.median(bulkhead+"floor-admit", "ns/op"); ok {
+		if parallel, ok := c.s.median("BenchmarkBulkheadAcquireReleaseParallel/lib=floor-admit", "ns/op"); ok {
+			fmt.Printf("        (one shared atomic add per call, the release on a stripe of its own: RunParallel %.3g ns, %.2fx its serial %.3g ns)\n",
 				parallel, parallel/floor, floor)
 		}
 	}
