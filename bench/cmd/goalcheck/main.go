@@ -245,8 +245,15 @@ func main() {
 	if mem, ok := c.need("BenchmarkBreakerMemory", "B/breaker"); ok {
 		c.report("one breaker with telemetry registered: <= 1 KiB", mem, 1024, "B/breaker", "10 000 breakers, live heap / 10 000")
 	}
+	// Issue 9 restated issue 4's 100 ms for 10 000 breakers as levee's
+	// share: no more than the SDK's own (BenchmarkFleet10kSDKFloor, the
+	// same 10 000 registrations and one collection without levee), since
+	// the SDK alone takes most of the 100 ms on this machine.
 	if ms, ok := c.need("BenchmarkFleet10k", "ms/op"); ok {
-		c.report("10 000 breakers created + collected once: <= 100 ms", ms, 100, "ms", "")
+		if sdk, ok := c.need("BenchmarkFleet10kSDKFloor", "ms/op"); ok {
+			c.report("10 000 breakers created + collected once: levee's share <= the SDK's", ms-sdk, sdk, "ms",
+				fmt.Sprintf("in all %.4g ms, the SDK alone %.4g ms; issue 4's first goal, 100 ms in all", ms, sdk))
+		}
 	}
 	c.retryGoals()
 	c.hedgeGoals()
